@@ -1,0 +1,91 @@
+"""The `callmetrics` command line (contract: ../shared/spec/interfaces.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from callmetrics.errors import UserError
+
+
+def _add_generate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("generate", help="write a synthetic raw directory")
+    p.add_argument("--out", required=True, help="raw directory to write")
+    p.add_argument("--calls", type=int, default=20_000, help="number of calls (default 20000)")
+    p.add_argument("--days", type=int, default=60, help="days of history (default 60)")
+    p.add_argument("--orgs", type=int, default=12, help="organizations (default 12)")
+    p.add_argument("--resellers", type=int, default=3, help="resellers (default 3)")
+    p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    p.add_argument("--end", default=None, help="last day of calls, YYYY-MM-DD (default: 2025-03-01)")
+    p.add_argument("--dirt-rate", type=float, default=0.01, help="share of dirty rows (default 0.01)")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="print one Get Metrics payload as JSON")
+    p.add_argument("--start", required=True, help="start of range, ISO 8601 (inclusive)")
+    p.add_argument("--end", required=True, help="end of range, ISO 8601 (inclusive)")
+    p.add_argument("--org", default=None, help="organization id")
+    p.add_argument("--reseller", default=None, help="reseller id")
+    p.add_argument("--out", default=None, help="write to this file instead of stdout")
+    p = sub.add_parser("export-all", help="one payload file per organization and reseller")
+    p.add_argument("--start", required=True, help="start of range, ISO 8601 (inclusive)")
+    p.add_argument("--end", required=True, help="end of range, ISO 8601 (inclusive)")
+    p.add_argument("--out", required=True, help="directory to write the payload files to")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="callmetrics",
+        description="Voice-agent call metrics warehouse: generate, build, export.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_generate(sub)
+    p = sub.add_parser("build", help="run the nightly pipeline once (snapshot, models, tests)")
+    p.add_argument("--full-refresh", action="store_true", help="rebuild incremental models")
+    _add_export(sub)
+    p = sub.add_parser("demo", help="generate demo data if missing, build, export-all")
+    p.add_argument("--calls", type=int, default=20_000, help="calls in the demo data")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except UserError as exc:
+        print(f"callmetrics {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("callmetrics: interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    # Imports are local so that `callmetrics --help` and `generate` stay fast.
+    if args.command == "generate":
+        from callmetrics.generate import run_generate
+
+        return run_generate(args)
+    if args.command == "build":
+        from callmetrics.pipeline import run_build
+
+        return run_build(full_refresh=args.full_refresh)
+    if args.command == "export":
+        from callmetrics.exporter.commands import run_export
+
+        return run_export(args)
+    if args.command == "export-all":
+        from callmetrics.exporter.commands import run_export_all
+
+        return run_export_all(args)
+    if args.command == "demo":
+        from callmetrics.demo import run_demo
+
+        return run_demo(calls=args.calls)
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
