@@ -31,7 +31,9 @@ class Settings:
     def from_env(cls) -> Settings:
         raw = os.environ.get(RAW_DIR_ENV) or str(DEFAULT_RAW_DIR)
         wh = os.environ.get(WAREHOUSE_ENV) or str(DEFAULT_WAREHOUSE)
-        return cls(raw_dir=Path(raw).expanduser().resolve(), warehouse=Path(wh).expanduser().resolve())
+        return cls(
+            raw_dir=Path(raw).expanduser().resolve(), warehouse=Path(wh).expanduser().resolve()
+        )
 
     def export_env(self) -> None:
         """Make the resolved paths visible to dbt and Dagster, which read the environment."""
