@@ -1,0 +1,44 @@
+# The two front-door commands: `make demo` and `make test` (see README.md).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+export DAGSTER_HOME ?= $(CURDIR)/dagster_home
+export DBT_PROFILES_DIR ?= $(CURDIR)
+export CALLMETRICS_RAW_DIR ?= $(CURDIR)/data/raw
+export CALLMETRICS_WAREHOUSE ?= $(CURDIR)/data/warehouse/callmetrics.duckdb
+export DBT_SEND_ANONYMOUS_USAGE_STATS = false
+export DO_NOT_TRACK = 1
+
+.PHONY: install install-test demo test lint dagster bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+
+install-test: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	@if [ -f scripts/setup_compat_duckdb.sh ]; then bash scripts/setup_compat_duckdb.sh; fi
+
+demo: install
+	$(BIN)/callmetrics demo
+
+lint: install-test
+	$(BIN)/ruff check .
+	$(BIN)/sqlfluff lint models tests/dbt macros snapshots --processes 2
+
+test: install-test lint
+	$(BIN)/dbt parse --quiet
+	$(BIN)/dagster definitions validate
+	$(BIN)/pytest -n 2
+
+dagster: install
+	$(BIN)/dagster dev
+
+bench: install-test
+	$(BIN)/python -m callmetrics.bench --calls 1000000
+
+clean:
+	rm -rf target logs .pytest_cache .ruff_cache
