@@ -31,8 +31,12 @@ class Settings:
     def from_env(cls) -> Settings:
         raw = os.environ.get(RAW_DIR_ENV) or str(DEFAULT_RAW_DIR)
         wh = os.environ.get(WAREHOUSE_ENV) or str(DEFAULT_WAREHOUSE)
+        # The warehouse path is a symbolic link to the live version (docs/publishing.md): resolve
+        # its folder only, never the link itself.
+        warehouse = Path(wh).expanduser().absolute()
         return cls(
-            raw_dir=Path(raw).expanduser().resolve(), warehouse=Path(wh).expanduser().resolve()
+            raw_dir=Path(raw).expanduser().resolve(),
+            warehouse=warehouse.parent.resolve() / warehouse.name,
         )
 
     def export_env(self) -> None:
