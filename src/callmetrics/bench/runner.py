@@ -1,0 +1,162 @@
+"""One benchmark run at one scale: every step in its own child, then the result tables.
+
+Order (the references run on exactly the data the full build reads):
+
+1. generate the raw directory;  2. inspect it (untimed: date range, busiest organization and
+reseller);  3. the floor query;  4. the naive pandas payload;  5. parse the dbt project
+(untimed, as it is before any nightly run);  6. the full build;  7. the exporter: one
+organization over 30 days and one reseller over 30 days (warm, repeated), all organizations
+over the whole range (warm, repeated), `export-all` over the trailing 30 days;  8. the nightly
+increment: one new day of calls plus late versions and late telemetry, generated (timed apart)
+then built incrementally.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from callmetrics.bench.measure import StepRun, run_step
+from callmetrics.bench.report import Report, write_report
+from callmetrics.settings import PROJECT_ROOT, RAW_DIR_ENV, WAREHOUSE_ENV
+
+MEMORY_LIMIT_ENV = "CALLMETRICS_DUCKDB_MEMORY_LIMIT"
+EXPORT_DIR_ENV = "CALLMETRICS_EXPORT_DIR"
+
+
+@dataclass
+class BenchConfig:
+    calls: int
+    days: int
+    out: Path
+    work: Path
+    seed: int = 42
+    end: str | None = None
+    memory_limit: str | None = None
+    export_runs: int = 100
+    all_orgs_runs: int = 10
+    naive_runs: int = 3
+    late_share: float = 0.02
+    keep: bool = False
+    name: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.name or f"calls-{self.calls}-days-{self.days}"
+
+
+def _say(message: str) -> None:
+    stamp = datetime.now(UTC).strftime("%H:%M:%S")
+    print(f"[bench {stamp}] {message}", flush=True)
+
+
+class Bench:
+    def __init__(self, config: BenchConfig) -> None:
+        self.config = config
+        self.work = config.work.resolve()
+        self.raw = self.work / "raw"
+        self.logs = self.work / "steps"
+        self.runs: dict[str, StepRun] = {}
+        self.env = {
+            RAW_DIR_ENV: str(self.raw),
+            WAREHOUSE_ENV: str(self.work / "warehouse" / "callmetrics.duckdb"),
+            "DBT_PROFILES_DIR": str(PROJECT_ROOT),
+            "DBT_TARGET_PATH": str(self.work / "target"),
+            "DBT_LOG_PATH": str(self.work / "dbt-logs"),
+            "DAGSTER_HOME": str(self.work / "dagster_home"),
+            EXPORT_DIR_ENV: str(self.work / "nightly-exports"),
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "DO_NOT_TRACK": "1",
+        }
+        if config.memory_limit:
+            self.env[MEMORY_LIMIT_ENV] = config.memory_limit
+
+    def step(self, key: str, name: str, args: dict[str, Any]) -> StepRun:
+        _say(f"{key} ...")
+        run = run_step(name, args, self.logs, self.env, key=key)
+        self.runs[key] = run
+        seconds = run.figures.get("seconds", run.figures.get("median_seconds"))
+        shown = f"{seconds:.3f} s" if isinstance(seconds, float) else "done"
+        _say(f"{key}: {shown}, peak {run.peak_rss_bytes / 2**20:.0f} MiB")
+        return run
+
+    def run(self) -> Report:
+        config = self.config
+        if self.work.exists():
+            shutil.rmtree(self.work)
+        self.work.mkdir(parents=True)
+        (self.work / "dagster_home").mkdir()
+        started = datetime.now(UTC)
+        memory_limit = config.memory_limit or os.environ.get(MEMORY_LIMIT_ENV)
+
+        self.step("generate", "generate", {"raw_dir": str(self.raw), "calls": config.calls,
+                  "days": config.days, "seed": config.seed, "end": config.end})  # fmt: skip
+        facts = self.step("inspect", "inspect", {"raw_dir": str(self.raw)}).figures
+        last_day = date.fromisoformat(facts["last_day"])
+        window = (facts["window_start"], facts["last_day"])
+        whole = (facts["first_day"], facts["last_day"])
+        org, reseller = facts["busiest_org"], facts["busiest_reseller"]
+
+        self.step("floor", "floor", {"raw_dir": str(self.raw), "memory_limit": memory_limit,
+                  "temp_dir": str(self.work / "duckdb-tmp")})  # fmt: skip
+        naive_out = self.work / "naive-payload.json"
+        self.step("naive", "naive", {"raw_dir": str(self.raw), "org": org, "start": window[0],
+                  "end": window[1], "runs": config.naive_runs,
+                  "payload_out": str(naive_out)})  # fmt: skip
+        self.step("prepare", "prepare", {})
+        self.step("build", "build", {"full_refresh": True})
+        export_out = self.work / "export-payload.json"
+        self.step("export_org_30d", "export_warm", {"org": org, "start": window[0],
+                  "end": window[1], "runs": config.export_runs,
+                  "payload_out": str(export_out)})  # fmt: skip
+        if reseller is not None:
+            self.step("export_reseller_30d", "export_warm", {"reseller": reseller,
+                      "start": window[0], "end": window[1],
+                      "runs": config.export_runs})  # fmt: skip
+        self.step("export_all_orgs_whole", "export_warm", {"start": whole[0], "end": whole[1],
+                  "runs": config.all_orgs_runs})  # fmt: skip
+        self.step("export_all", "export_all", {"start": window[0], "end": window[1],
+                  "out": str(self.work / "export-all")})  # fmt: skip
+
+        new_day = last_day + timedelta(days=1)
+        self.step("increment_generate", "increment_generate", {"raw_dir": str(self.raw),
+                  "day": new_day.isoformat(), "seed": config.seed + 1,
+                  "calls": max(1, config.calls // config.days),
+                  "late_share": config.late_share})  # fmt: skip
+        self.step("increment_build", "build", {"full_refresh": False})
+
+        naive_matches = _same_payload(naive_out, export_out)
+        report = Report(
+            label=config.label,
+            scale={"calls": config.calls, "days": config.days, "seed": config.seed,
+                   "memory_limit": memory_limit},  # fmt: skip
+            facts=facts,
+            runs={key: _run_dict(run) for key, run in self.runs.items()},
+            started_at=started.isoformat(timespec="seconds"),
+            finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            naive_matches_exporter=naive_matches,
+            notes=list(config.notes),
+        )
+        write_report(report, config.out)
+        if not config.keep:
+            for folder in ("raw", "warehouse", "export-all", "nightly-exports", "duckdb-tmp"):
+                shutil.rmtree(self.work / folder, ignore_errors=True)
+        return report
+
+
+def _same_payload(left: Path, right: Path) -> bool | None:
+    if not (left.exists() and right.exists()):
+        return None
+    return json.loads(left.read_text()) == json.loads(right.read_text())
+
+
+def _run_dict(run: StepRun) -> dict[str, Any]:
+    data = asdict(run)
+    data["log"] = str(run.log)
+    return data

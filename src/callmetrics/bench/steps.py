@@ -1,0 +1,214 @@
+"""The benchmark's steps, each run in a fresh child process by ``measure.run_step``.
+
+``python -m callmetrics.bench.steps NAME ARGS_JSON RESULT_PATH`` runs one step and writes its
+figures (seconds and counts) as JSON to RESULT_PATH. Every step calls the product's real
+interface: the generator, ``callmetrics.pipeline.run_build``, the exporter, the CLI.
+The warehouse and raw directory come from ``CALLMETRICS_WAREHOUSE`` and
+``CALLMETRICS_RAW_DIR``, which the harness sets for every child.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+Figures = dict[str, Any]
+STEPS: dict[str, Callable[[dict[str, Any]], Figures]] = {}
+
+
+def step(func: Callable[[dict[str, Any]], Figures]) -> Callable[[dict[str, Any]], Figures]:
+    STEPS[func.__name__] = func
+    return func
+
+
+def percentile(values: list[float], share: float) -> float:
+    """The nearest-rank percentile (share in 0..1) of a non-empty list."""
+    ordered = sorted(values)
+    rank = math.ceil(round(share * len(ordered), 9))
+    return ordered[min(max(rank, 1), len(ordered)) - 1]
+
+
+def timings(samples: list[float]) -> Figures:
+    return {
+        "runs": len(samples),
+        "median_seconds": statistics.median(samples),
+        "p95_seconds": percentile(samples, 0.95),
+        "min_seconds": min(samples),
+        "max_seconds": max(samples),
+    }
+
+
+# -- data ------------------------------------------------------------------------------------
+
+
+@step
+def generate(args: dict[str, Any]) -> Figures:
+    from callmetrics.bench.product import generate_raw
+
+    raw = Path(args["raw_dir"])
+    started = time.perf_counter()
+    generate_raw(raw, calls=args["calls"], days=args["days"], seed=args["seed"],
+                 end=args.get("end"))  # fmt: skip
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, **_raw_size(raw)}
+
+
+@step
+def inspect(args: dict[str, Any]) -> Figures:
+    """What the later steps need to know about the data (not timed)."""
+    from callmetrics.bench.inspect import inspect_raw
+
+    return inspect_raw(Path(args["raw_dir"]), args.get("last_days", 30))
+
+
+@step
+def increment_generate(args: dict[str, Any]) -> Figures:
+    from callmetrics.bench.product import generate_increment
+
+    raw = Path(args["raw_dir"])
+    before = _raw_size(raw)
+    started = time.perf_counter()
+    generate_increment(raw, day=args["day"], seed=args["seed"], calls=args["calls"],
+                       late_share=args["late_share"])  # fmt: skip
+    seconds = time.perf_counter() - started
+    after = _raw_size(raw)
+    return {"seconds": seconds, "added_bytes": after["raw_bytes"] - before["raw_bytes"],
+            "added_files": after["raw_files"] - before["raw_files"]}  # fmt: skip
+
+
+def _raw_size(raw: Path) -> Figures:
+    files = list(raw.rglob("*.parquet"))
+    return {"raw_files": len(files), "raw_bytes": sum(p.stat().st_size for p in files)}
+
+
+# -- references ------------------------------------------------------------------------------
+
+
+@step
+def floor(args: dict[str, Any]) -> Figures:
+    from callmetrics.bench.floor import connect, run_floor
+
+    con = connect(args.get("memory_limit"), Path(args["temp_dir"]))
+    started = time.perf_counter()
+    result = run_floor(con, Path(args["raw_dir"]))
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "rows": result.rows, "section_rows": result.section_rows,
+            "counted_calls": result.total_calls}  # fmt: skip
+
+
+@step
+def naive(args: dict[str, Any]) -> Figures:
+    from callmetrics.bench.naive import naive_payload
+
+    samples, payload = [], None
+    for _ in range(args["runs"]):
+        started = time.perf_counter()
+        payload = naive_payload(Path(args["raw_dir"]), args["org"], args["start"], args["end"])
+        samples.append(time.perf_counter() - started)
+    assert payload is not None
+    Path(args["payload_out"]).write_text(json.dumps(payload, sort_keys=True))
+    return {**timings(samples), "calls": payload["data"]["metrics"]["totalCalls"]}
+
+
+# -- the pipeline ----------------------------------------------------------------------------
+
+
+@step
+def prepare(args: dict[str, Any]) -> Figures:
+    """Parse the dbt project into the target path, as it is before any nightly run."""
+    from callmetrics.bench.product import prepare_pipeline
+
+    started = time.perf_counter()
+    prepare_pipeline()
+    return {"seconds": time.perf_counter() - started}
+
+
+@step
+def build(args: dict[str, Any]) -> Figures:
+    from callmetrics.bench.dbt_timing import dbt_timing
+    from callmetrics.bench.product import run_build
+
+    since = time.time()
+    started = time.perf_counter()
+    status = run_build(full_refresh=args["full_refresh"])
+    seconds = time.perf_counter() - started
+    if status not in (0, None):
+        raise SystemExit(f"run_build returned {status}")
+    figures: Figures = {"seconds": seconds}
+    target = os.environ.get("DBT_TARGET_PATH")
+    if target:
+        figures.update(dbt_timing(Path(target), since))
+    return figures
+
+
+@step
+def publish(args: dict[str, Any]) -> Figures:
+    from callmetrics.bench.product import publish_warehouse
+
+    started = time.perf_counter()
+    publish_warehouse()
+    return {"seconds": time.perf_counter() - started}
+
+
+# -- the exporter ----------------------------------------------------------------------------
+
+
+@step
+def export_warm(args: dict[str, Any]) -> Figures:
+    """Repeated payloads on one warm exporter connection: median and 95th percentile."""
+    from callmetrics.exporter.api import Exporter
+    from callmetrics.exporter.timerange import parse_range
+
+    window = parse_range(args["start"], args["end"])
+    org, reseller = args.get("org"), args.get("reseller")
+    opened = time.perf_counter()
+    with Exporter() as exporter:
+        open_seconds = time.perf_counter() - opened
+        payload = exporter.payload(window, organization_id=org, reseller_id=reseller)
+        for _ in range(args.get("warmup", 3) - 1):
+            exporter.payload(window, organization_id=org, reseller_id=reseller)
+        samples = []
+        for _ in range(args["runs"]):
+            started = time.perf_counter()
+            payload = exporter.payload(window, organization_id=org, reseller_id=reseller)
+            payload.to_json()
+            samples.append(time.perf_counter() - started)
+    if args.get("payload_out"):
+        Path(args["payload_out"]).write_text(payload.to_json())
+    return {**timings(samples), "open_seconds": open_seconds,
+            "calls": payload.data.metrics.total_calls}  # fmt: skip
+
+
+@step
+def export_all(args: dict[str, Any]) -> Figures:
+    """The `callmetrics export-all` command, as a user runs it (cold: opens the warehouse)."""
+    from callmetrics.cli import main
+
+    out = Path(args["out"])
+    started = time.perf_counter()
+    status = main(["export-all", "--start", args["start"], "--end", args["end"], "--out", str(out)])
+    seconds = time.perf_counter() - started
+    if status != 0:
+        raise SystemExit(f"export-all exited {status}")
+    files = [p for p in out.rglob("*.json") if p.name != "manifest.json"]
+    return {"seconds": seconds, "files": len(files)}
+
+
+def main(argv: list[str]) -> int:
+    name, args_json, result_path = argv
+    figures = STEPS[name](json.loads(args_json))
+    figures["finished_at"] = datetime.now(UTC).isoformat()
+    Path(result_path).write_text(json.dumps(figures, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
