@@ -300,3 +300,23 @@ def test_one_build_at_a_time(store: WarehouseStore) -> None:
         except UserError:
             time.sleep(0.1)
     assert night_of(store.link) == 2
+
+
+def test_rollback_command(
+    store: WarehouseStore, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from callmetrics.cli import main
+
+    monkeypatch.setenv("CALLMETRICS_WAREHOUSE", str(store.link))
+    assert main(["rollback"]) == 2
+    assert "no published version" in capsys.readouterr().err
+    build(store)
+    assert main(["rollback"]) == 2
+    assert capsys.readouterr().err.strip().endswith("to roll back to")
+    build(store)
+    assert main(["rollback", "--list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in listed] == [["live", "v000002"], ["v000001", "(published"]]
+    assert main(["rollback"]) == 0
+    assert "now serves v000001" in capsys.readouterr().err
+    assert night_of(store.link) == 1

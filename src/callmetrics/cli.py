@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("build", help="run the nightly pipeline once (snapshot, models, tests)")
     p.add_argument("--full-refresh", action="store_true", help="rebuild incremental models")
     _add_export(sub)
+    p = sub.add_parser("rollback", help="serve the previous published warehouse version again")
+    p.add_argument("--list", action="store_true", help="list the kept versions, change nothing")
     p = sub.add_parser("demo", help="generate demo data if missing, build, export-all")
     p.add_argument("--calls", type=int, default=20_000, help="calls in the demo data")
     return parser
@@ -84,6 +86,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from callmetrics.exporter.commands import run_export_all
 
         return run_export_all(args)
+    if args.command == "rollback":
+        from callmetrics.publishing.commands import run_rollback
+
+        return run_rollback(args)
     if args.command == "demo":
         from callmetrics.demo import run_demo
 
