@@ -3,8 +3,10 @@
 Each step runs in its own interpreter (``python -m callmetrics.bench.steps``), so the figures
 of one step never include another's. Two memory figures are taken and the larger is reported:
 
-- ``maxrss``: ``wait4``'s ``ru_maxrss`` for that child alone, which on Linux covers the child
-  and every descendant it waited for (the largest single process of the tree);
+- ``maxrss``: the largest single process of the step: the child's own ``VmHWM`` (counted from
+  its ``exec``) or the ``ru_maxrss`` of the subprocesses it ran (dbt under Dagster). ``wait4``'s
+  ``ru_maxrss`` for the child is kept for reference only: Linux carries the high-water mark of
+  the forking parent across ``exec``, so it includes the harness's own memory;
 - ``tree``: the sum of ``VmRSS`` over the child and all its descendants, sampled every 20 ms
   from ``/proc`` (catches a parent and a subprocess both holding memory at once).
 
@@ -38,6 +40,7 @@ class StepRun:
     peak_rss_bytes: int
     maxrss_bytes: int
     tree_rss_bytes: int
+    wait4_maxrss_bytes: int
     wall_seconds: float
     log: Path
     extra: dict[str, Any] = field(default_factory=dict)
@@ -137,13 +140,15 @@ def run_step(
             f"step {key} failed (exit {child.returncode}); log {log_path}:\n{_tail(log_path)}"
         )
     figures = json.loads(result_path.read_text())
-    maxrss = usage.ru_maxrss * 1024  # kilobytes on Linux
+    own = figures.pop("memory", {})
+    maxrss = max(own.get("self_hwm_bytes", 0), own.get("children_maxrss_bytes", 0))
     return StepRun(
         name=key,
         figures=figures,
         peak_rss_bytes=max(maxrss, sampler.peak),
         maxrss_bytes=maxrss,
         tree_rss_bytes=sampler.peak,
+        wait4_maxrss_bytes=usage.ru_maxrss * 1024,
         wall_seconds=wall,
         log=log_path,
     )

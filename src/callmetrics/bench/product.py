@@ -52,7 +52,3 @@ def run_build(full_refresh: bool) -> int | None:
     from callmetrics.pipeline import run_build as product_run_build
 
     return product_run_build(full_refresh=full_refresh)
-
-
-def publish_warehouse() -> Any:
-    raise NotImplementedError("publishing is measured inside run_build until it has its own API")

@@ -1,0 +1,157 @@
+"""The benchmark harness: its references are right, its measurements honest, its table complete.
+
+No timing thresholds: the figures are checked for presence and sanity, never for speed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from callmetrics.bench.dbt_timing import covered_seconds
+from callmetrics.bench.floor import connect, floor_parts, run_floor
+from callmetrics.bench.measure import StepFailed, run_step
+from callmetrics.bench.naive import naive_payload
+from callmetrics.bench.report import check_targets
+from callmetrics.bench.steps import percentile
+from tests.fixtures.handmade import (
+    COUNTED_CALLS,
+    EXPECTED_ORG1_PAYLOAD,
+    ORG1_RANGE,
+    write_handmade_raw,
+)
+
+MIB = 2**20
+
+
+@pytest.fixture(scope="module")
+def handmade_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_handmade_raw(tmp_path_factory.mktemp("bench-handmade") / "raw")
+
+
+def _summed(rows: list[dict[str, Any]], part: str, group: tuple[str, ...]) -> dict:
+    sums: dict[tuple, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for row in rows:
+        if row["part"] != part:
+            continue
+        key = tuple(row[g] for g in group)
+        for name, value in row.items():
+            if isinstance(value, int | float) and name != "bucket":
+                sums[key][name] += value
+    return {k: dict(v) for k, v in sums.items()}
+
+
+# -- the floor -------------------------------------------------------------------------------
+
+
+def test_floor_computes_org1_parts_worked_out_by_hand(handmade_raw: Path) -> None:
+    rows = floor_parts(connect(), handmade_raw)
+    org1 = _summed(rows, "sections", ("organization_id",))[("org-1",)]
+    # c-1 300 s, c-2 150 s, c-3 60.000001 s, c-4 600 s, c-5 60 s.
+    assert org1["calls"] == 5
+    assert (org1["resolved"], org1["transferred"], org1["abandoned"], org1["other"]) == (
+        1, 2, 1, 1,
+    )  # fmt: skip
+    assert org1["duration_us"] == 1_170_000_001
+    assert (org1["sentiment_calls"], org1["positive_calls"]) == (3, 1)
+    assert (org1["corrections_calls"], org1["zero_correction_calls"]) == (3, 1)
+    # e-1 (once, not twice), e-2, e-9: ttft 400 + 500.5 + 300; ratios 0.25, 0, 0.1.
+    assert (org1["latency_samples"], org1["latency_ms_sum"]) == (3, 1200.5)
+    assert org1["token_samples"] == 3 and org1["token_ratio_sum"] == pytest.approx(0.35)
+    assert org1["confidence_samples"] == 3 and org1["confidence_sum"] == pytest.approx(1.9)
+    assert (org1["tool_calls"], org1["tool_successes"]) == (2, 1)
+    assert org1["escalation_us"] == 60_000_000 + 60_000_001  # c-2 at +60 s, c-3 its duration
+    agents = _summed(rows, "agents", ("organization_id", "key"))
+    assert {k[1]: v["calls"] for k, v in agents.items() if k[0] == "org-1"} == {
+        "a-1": 2, "a-2": 1, "a-4": 1,
+    }  # fmt: skip
+    reasons = _summed(rows, "reasons", ("organization_id", "key"))
+    assert reasons[("org-1", "billing dispute")]["calls"] == 2
+    assert reasons[("org-1", "billing dispute")]["escalation_us"] == 120_000_001
+    assert reasons[("org-3", "technical issue requiring specialist")]["escalation_us"] == (
+        120_000_000
+    )  # transferred_at after the end: the duration
+
+
+def test_floor_buckets_are_15_minute_utc(handmade_raw: Path) -> None:
+    rows = floor_parts(connect(), handmade_raw)
+    buckets = {
+        (r["organization_id"], r["bucket"]) for r in rows if r["part"] == "sections"
+    }
+    # 2025-01-10 09:00 UTC is bucket 1_929_444 (epoch seconds / 900); c-3 at 13:59:59.999999
+    # falls in 13:45 (1_929_463); c-5 at 2025-01-11 00:00 in 1_929_504.
+    assert ("org-1", 1_929_444) in buckets
+    assert ("org-1", 1_929_463) in buckets
+    assert ("org-1", 1_929_504) in buckets
+
+
+def test_run_floor_counts_every_counted_call(handmade_raw: Path, tmp_path: Path) -> None:
+    result = run_floor(connect("1GB", tmp_path / "spill"), handmade_raw)
+    assert result.total_calls == COUNTED_CALLS
+    assert result.section_rows == 6
+    assert result.rows == 13  # 6 sections + 4 agent rows + 3 reason rows
+
+
+# -- the naive alternative -----------------------------------------------------------------
+
+
+def test_naive_payload_equals_the_hand_worked_payload(handmade_raw: Path) -> None:
+    assert naive_payload(handmade_raw, "org-1", *ORG1_RANGE) == EXPECTED_ORG1_PAYLOAD
+
+
+def test_naive_payload_of_a_range_with_no_calls(handmade_raw: Path) -> None:
+    data = naive_payload(handmade_raw, "org-2", "2024-01-01", "2024-01-02")["data"]
+    assert data["metrics"] == {
+        "totalCalls": 0, "totalMinutes": 0.0, "resolutionRate": 0.0, "avgDuration": 0.0,
+        "activeAgents": 0, "responseTime": None, "sentimentPercent": None,
+        "escalationRate": None,
+    }  # fmt: skip
+    assert [d["date"] for d in data["dailyVolume"]] == ["2024-01-01", "2024-01-02"]
+    assert len(data["hourlyDistribution"]) == 24
+    assert data["agentPerformance"] == [] and data["escalationReasons"] == []
+
+
+# -- measurement ----------------------------------------------------------------------------
+
+
+def test_each_step_runs_in_a_fresh_child_measured_apart(tmp_path: Path) -> None:
+    big = run_step("hold_memory", {"mib": 300}, tmp_path, key="big")
+    small = run_step("hold_memory", {"mib": 20}, tmp_path, key="small")
+    assert big.figures["held_mib"] == 300
+    assert 300 * MIB <= big.peak_rss_bytes < 600 * MIB
+    # The second child's peak is its own, not the first one's.
+    assert small.peak_rss_bytes < 200 * MIB
+    assert big.log.name == "big.log" and small.log.exists()
+
+
+def test_a_failing_step_raises_with_its_log(tmp_path: Path) -> None:
+    with pytest.raises(StepFailed, match="step nowhere failed"):
+        run_step("no_such_step", {}, tmp_path, key="nowhere")
+
+
+def test_covered_seconds_is_the_union_of_intervals() -> None:
+    assert covered_seconds([]) == 0
+    assert covered_seconds([(0.0, 2.0), (1.0, 3.0), (5.0, 6.0)]) == 4.0
+    assert covered_seconds([(0.0, 10.0), (2.0, 3.0)]) == 10.0
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(100, 0, -1)]
+    assert percentile(values, 0.95) == 95.0
+    assert percentile(values, 0.5) == 50.0
+    assert percentile([7.0], 0.95) == 7.0
+    assert percentile([float(v) for v in range(1, 21)], 0.95) == 19.0
+
+
+def test_targets_apply_at_their_scale_only() -> None:
+    figures = {"generate_seconds": 61.0, "full_build_over_floor": 2.5,
+               "export_org_30d_median_ms": 5.0, "export_all_seconds": None,
+               "peak_memory_gib": 3.9}  # fmt: skip
+    checks = {c["figure"]: c["met"] for c in check_targets(1_000_000, figures)}
+    assert checks == {"generate_seconds": False, "full_build_over_floor": True,
+                      "export_org_30d_median_ms": True, "export_all_seconds": None,
+                      "peak_memory_gib": True}  # fmt: skip
+    assert check_targets(5_000, figures) == []
