@@ -1,0 +1,98 @@
+{#- Incremental helpers (docs/design.md, "Incremental (arrival-based)"). -#}
+
+{#- The greatest `_loaded_at` already in this model, as SQL; '-infinity' when it is empty. -#}
+{% macro loaded_watermark(relation=none) -%}
+    (select coalesce(max(_loaded_at), '-infinity'::timestamptz) from {{ relation or this }})
+{%- endmacro %}
+
+{#- The lower bound of `updated_at` that an incremental run of the calls staging model re-reads:
+    the greatest version already loaded minus `var('lookback_days')`. Rendered as a literal so
+    that the Parquet reader can skip row groups by their statistics. -#}
+{% macro calls_reload_since() -%}
+    {%- set query -%}
+        select strftime(max(updated_at) at time zone 'UTC', '%Y-%m-%d %H:%M:%S.%f')
+        from {{ this }}
+    {%- endset -%}
+    {%- set watermark = none -%}
+    {%- if execute -%}
+        {%- set watermark = run_query(query).columns[0].values()[0] -%}
+    {%- endif -%}
+    {%- if watermark is none -%}
+        '-infinity'::timestamptz
+    {%- else -%}
+        ('{{ watermark }}+00'::timestamptz - interval '{{ var("lookback_days") }} days')
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The telemetry files (relative to the telemetry folder) not loaded yet, as a SQL list of
+    string literals ('' matches no file). A loaded file is remembered by its marker row in
+    stg_telemetry__events. -#}
+{% macro telemetry_files_to_load() -%}
+    {%- set raw_dir = env_var('CALLMETRICS_RAW_DIR') -%}
+    {%- set query -%}
+        select {{ raw_relative_path('file', 'telemetry_events') }} as relative_path
+        from glob('{{ raw_dir }}/telemetry_events/**/*.parquet')
+        except
+        select _source_file from {{ this }} where event_id is null
+        order by 1
+    {%- endset -%}
+    {%- set files = [] -%}
+    {%- if execute -%}
+        {%- set files = run_query(query).columns[0].values() -%}
+    {%- endif -%}
+    {%- if files | length == 0 -%}
+        ''
+    {%- else -%}
+        {%- for f in files -%}
+            '{{ f | replace("'", "''") }}'{{ ", " if not loop.last }}
+        {%- endfor -%}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Every (organization, bucket) whose calls may have changed since this mart's last load: the
+    current and the previous bucket of each call version loaded since, and the bucket of each
+    call whose telemetry was loaded since. A mart recomputes exactly these buckets. -#}
+{% macro touched_buckets() -%}
+    select organization_id, bucket_start
+    from {{ ref('int_calls') }}
+    where _loaded_at > {{ loaded_watermark() }}
+        and organization_id is not null
+        and bucket_start is not null
+    union
+    select prev_organization_id as organization_id, prev_bucket_start as bucket_start
+    from {{ ref('int_calls') }}
+    where _loaded_at > {{ loaded_watermark() }}
+        and prev_organization_id is not null
+        and prev_bucket_start is not null
+    union
+    select int_calls.organization_id, int_calls.bucket_start
+    from {{ ref('int_call_telemetry') }} as int_call_telemetry
+    inner join {{ ref('int_calls') }} as int_calls
+        on int_call_telemetry.call_id = int_calls.call_id
+    where int_call_telemetry._loaded_at > {{ loaded_watermark() }}
+        and int_calls.organization_id is not null
+        and int_calls.bucket_start is not null
+{%- endmacro %}
+
+{#- Incremental strategy `replace_buckets`: the new rows replace every row of the target whose
+    key (`unique_key`, e.g. organization_id and bucket_start) appears in them. A touched bucket
+    that holds no call any more is carried by a placeholder row that the config
+    `keep_rows_where` filters out, so the bucket is emptied. -#}
+{% macro get_incremental_replace_buckets_sql(arg_dict) -%}
+    {%- set target = arg_dict['target_relation'] -%}
+    {%- set source = arg_dict['temp_relation'] -%}
+    {%- set keys = arg_dict['unique_key'] -%}
+    {%- if keys is string -%}{%- set keys = [keys] -%}{%- endif -%}
+    {%- set columns_csv = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+    {%- set keep_rows_where = config.get('keep_rows_where', 'true') -%}
+    delete from {{ target }} as target_rows
+    using (select distinct {{ keys | join(', ') }} from {{ source }}) as replaced_keys
+    where {% for key in keys -%}
+        target_rows.{{ key }} = replaced_keys.{{ key }}{{ " and " if not loop.last }}
+    {%- endfor %};
+
+    insert into {{ target }} ({{ columns_csv }})
+    select {{ columns_csv }}
+    from {{ source }}
+    where {{ keep_rows_where }}
+{%- endmacro %}

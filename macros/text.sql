@@ -1,0 +1,33 @@
+{#- Text clean-up shared by the staging models (raw-sources.md, "Dirt the warehouse must survive"). -#}
+
+{#- Trimmed text: leading and trailing spaces, tabs and line breaks removed; blank becomes null. -#}
+{% macro clean_text(column) -%}
+    nullif(trim({{ column }}, ' ' || chr(9) || chr(10) || chr(13)), '')
+{%- endmacro %}
+
+{#- A code compared case-blind: trimmed and lower-cased, blank becomes null. -#}
+{% macro clean_code(column) -%}
+    lower({{ clean_text(column) }})
+{%- endmacro %}
+
+{#- An escalation reason: lower-cased, runs of white space folded to one space, trimmed;
+    blank becomes null. -#}
+{% macro normalise_reason(column) -%}
+    nullif(trim(regexp_replace(lower({{ column }}), '[\s\v]+', ' ', 'g')), '')
+{%- endmacro %}
+
+{#- The path of a raw file relative to `$CALLMETRICS_RAW_DIR/<table>/`, so that loaded-file
+    bookkeeping survives moving the raw directory. -#}
+{% macro raw_relative_path(column, table) -%}
+    regexp_replace({{ column }}, '^.*/{{ table }}/', '')
+{%- endmacro %}
+
+{#- A JSON value as a double when it is a finite JSON number; null for a string ("412"), a
+    boolean, null, an object, an array, a missing field, or an infinite number. -#}
+{% macro json_number(json_value) -%}
+    case
+        when json_type({{ json_value }}) in ('BIGINT', 'UBIGINT', 'DOUBLE')
+            and isfinite(try_cast({{ json_value }} as double))
+            then try_cast({{ json_value }} as double)
+    end
+{%- endmacro %}

@@ -1,0 +1,83 @@
+{#- Calls by outcome category per organization and UTC 15-minute bucket. -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_buckets',
+        unique_key=['organization_id', 'bucket_start'],
+        keep_rows_where='total_calls > 0',
+        on_schema_change='fail',
+    )
+}}
+-- depends_on: {{ ref('int_calls') }}
+-- depends_on: {{ ref('int_call_telemetry') }}
+
+with
+{% if is_incremental() -%}
+touched_buckets as (
+    {{ touched_buckets() }}
+),
+{%- endif %}
+
+counted_calls as (
+    select *
+    from {{ ref('fct_calls') }} as fct_calls
+    where true
+    {%- if is_incremental() %}
+        and exists (
+            select 1
+            from touched_buckets
+            where
+                touched_buckets.organization_id = fct_calls.organization_id
+                and touched_buckets.bucket_start = fct_calls.bucket_start
+        )
+    {%- endif %}
+),
+
+bucket_parts as (
+    select
+        organization_id,
+        bucket_start,
+        cast(count(*) as bigint) as total_calls,
+        cast(sum(is_resolved) as bigint) as resolved_calls,
+        cast(sum(is_transferred) as bigint) as transferred_calls,
+        cast(sum(is_abandoned) as bigint) as abandoned_calls,
+        cast(sum(is_other) as bigint) as other_calls
+    from counted_calls
+    group by organization_id, bucket_start
+),
+
+{% if is_incremental() -%}
+{#- One placeholder per touched bucket, so that a bucket left empty is emptied. -#}
+placeholders as (
+    select
+        organization_id,
+        bucket_start,
+        cast(0 as bigint) as total_calls,
+        cast(0 as bigint) as resolved_calls,
+        cast(0 as bigint) as transferred_calls,
+        cast(0 as bigint) as abandoned_calls,
+        cast(0 as bigint) as other_calls
+    from touched_buckets
+),
+
+all_rows as (
+    select * from bucket_parts
+    union all
+    select * from placeholders
+)
+{%- else -%}
+all_rows as (
+    select * from bucket_parts
+)
+{%- endif %}
+
+select
+    organization_id,
+    bucket_start,
+    total_calls,
+    resolved_calls,
+    transferred_calls,
+    abandoned_calls,
+    other_calls,
+    {{ load_time() }} as _loaded_at
+from all_rows

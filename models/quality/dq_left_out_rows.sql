@@ -1,0 +1,263 @@
+{#- Every raw row left out of the metrics, counted by source table and reason, so that
+      raw call rows  = counted calls + left-out call rows, and
+      raw event rows = events attached to counted calls + row-level left-out event rows.
+    Reasons starting `invalid_` are metric-level: the row still counts, but one metric skips
+    it (an llm event without a usable ttft_ms, ...); they are not part of the reconciliation.
+    Every known reason is listed, with 0 when nothing was left out for it. -#}
+with raw_call_versions as (
+    select
+        id as call_id,
+        updated_at,
+        count(*) as row_count
+    from {{ source('platform', 'calls') }}
+    group by id, updated_at
+),
+
+int_calls as (
+    select
+        call_id,
+        updated_at,
+        is_counted,
+        left_out_reason
+    from {{ ref('int_calls') }}
+),
+
+call_versions_judged as (
+    select
+        raw_call_versions.row_count,
+        case
+            when raw_call_versions.call_id is null then 'null_call_id'
+            when raw_call_versions.updated_at is null then 'null_updated_at'
+            when int_calls.call_id is null or raw_call_versions.updated_at > int_calls.updated_at
+                then 'version_not_loaded'
+            when raw_call_versions.updated_at < int_calls.updated_at then 'superseded_version'
+            when int_calls.is_counted then 'counted'
+            else int_calls.left_out_reason
+        end as version_reason
+    from raw_call_versions
+    left join int_calls
+        on raw_call_versions.call_id = int_calls.call_id
+),
+
+{#- A version's first row takes the version's reason; its other rows are duplicate copies.
+    Rows without an id or updated_at are not versions: each is left out by itself. -#}
+call_reasons as (
+    select
+        version_reason as reason,
+        case
+            when version_reason in ('null_call_id', 'null_updated_at') then row_count
+            else 1
+        end as row_count
+    from call_versions_judged
+    union all
+    select
+        'duplicate_copy' as reason,
+        row_count - 1 as row_count
+    from call_versions_judged
+    where version_reason not in ('null_call_id', 'null_updated_at')
+),
+
+events as (
+    select
+        event_id,
+        call_id,
+        event_type,
+        delivered_copies
+    from {{ ref('stg_telemetry__events') }}
+),
+
+{#- Events without a call id never reach int_call_telemetry: count them here. -#}
+event_row_reasons as (
+    select
+        case
+            when event_id is null then 'null_event_id'
+            when event_type is null or event_type not in ('llm', 'stt', 'tool') then 'unknown_event_type'
+            else 'null_call_id'
+        end as reason,
+        case when event_id is null then delivered_copies else 1 end as row_count
+    from events
+    where event_id is null or call_id is null
+    union all
+    select
+        'duplicate_copy' as reason,
+        delivered_copies - 1 as row_count
+    from events
+    where event_id is not null
+),
+
+call_telemetry as (
+    select
+        int_call_telemetry.*,
+        int_calls.call_id is not null as call_arrived,
+        coalesce(int_calls.is_counted, false) as call_counted
+    from {{ ref('int_call_telemetry') }} as int_call_telemetry
+    left join int_calls
+        on int_call_telemetry.call_id = int_calls.call_id
+),
+
+event_call_reasons as (
+    select
+        'unknown_event_type' as reason,
+        unknown_type_event_count as row_count
+    from call_telemetry
+    union all
+    select
+        case
+            when not call_arrived then 'orphan_event'
+            when not call_counted then 'call_not_counted'
+            else 'attached'
+        end as reason,
+        event_count as row_count
+    from call_telemetry
+),
+
+{#- Metric-level exclusions: events of counted calls skipped by one metric only. -#}
+event_metric_reasons as (
+    select
+        unnest([
+            'invalid_ttft_ms',
+            'invalid_token_counts',
+            'invalid_confidence',
+            'invalid_tool_status',
+            'invalid_payload_json'
+        ]) as reason,
+        unnest([
+            llm_event_count - latency_sample_count,
+            llm_event_count - token_sample_count,
+            stt_event_count - confidence_sample_count,
+            tool_event_count - tool_call_count,
+            malformed_payload_count
+        ]) as row_count
+    from call_telemetry
+    where call_counted
+),
+
+small_table_rows as (
+    {%- for table, key in [('resellers', 'reseller_id'), ('organizations', 'organization_id'), ('agents', 'agent_id')] %}
+    select
+        '{{ table }}' as source_table,
+        count(*) filter (where id is null) as null_id_rows,
+        count(*) filter (where id is not null) - count(distinct id) as duplicate_id_rows
+    from {{ source('platform', table) }}
+    {{- "\n    union all" if not loop.last }}
+    {%- endfor %}
+),
+
+small_table_reasons as (
+    select
+        source_table,
+        'null_id' as reason,
+        null_id_rows as row_count
+    from small_table_rows
+    union all
+    select
+        source_table,
+        'duplicate_id' as reason,
+        duplicate_id_rows as row_count
+    from small_table_rows
+    union all
+    select
+        'agents' as source_table,
+        'invalid_status_reported_inactive' as reason,
+        count(*) filter (where not is_known_status) as row_count
+    from {{ ref('stg_platform__agents') }}
+),
+
+known_reasons as (
+    select
+        source_table,
+        reason
+    from (
+        values
+        ('calls', 'null_call_id'),
+        ('calls', 'null_updated_at'),
+        ('calls', 'duplicate_copy'),
+        ('calls', 'superseded_version'),
+        ('calls', 'version_not_loaded'),
+        ('calls', 'null_organization_id'),
+        ('calls', 'null_started_at'),
+        ('calls', 'ended_before_started'),
+        ('calls', 'in_progress'),
+        ('telemetry_events', 'duplicate_copy'),
+        ('telemetry_events', 'null_event_id'),
+        ('telemetry_events', 'unknown_event_type'),
+        ('telemetry_events', 'null_call_id'),
+        ('telemetry_events', 'orphan_event'),
+        ('telemetry_events', 'call_not_counted'),
+        ('telemetry_events', 'invalid_ttft_ms'),
+        ('telemetry_events', 'invalid_token_counts'),
+        ('telemetry_events', 'invalid_confidence'),
+        ('telemetry_events', 'invalid_tool_status'),
+        ('telemetry_events', 'invalid_payload_json'),
+        ('resellers', 'null_id'),
+        ('resellers', 'duplicate_id'),
+        ('organizations', 'null_id'),
+        ('organizations', 'duplicate_id'),
+        ('agents', 'null_id'),
+        ('agents', 'duplicate_id'),
+        ('agents', 'invalid_status_reported_inactive')
+    ) as known (source_table, reason)
+),
+
+all_reasons as (
+    select
+        'calls' as source_table,
+        reason,
+        row_count
+    from call_reasons
+    where reason != 'counted'
+    union all
+    select
+        'telemetry_events' as source_table,
+        reason,
+        row_count
+    from event_row_reasons
+    union all
+    select
+        'telemetry_events' as source_table,
+        reason,
+        row_count
+    from event_call_reasons
+    where reason != 'attached'
+    union all
+    select
+        'telemetry_events' as source_table,
+        reason,
+        row_count
+    from event_metric_reasons
+    union all
+    select
+        source_table,
+        reason,
+        row_count
+    from small_table_reasons
+),
+
+reason_totals as (
+    select
+        source_table,
+        reason,
+        sum(row_count) as row_count
+    from all_reasons
+    group by source_table, reason
+),
+
+{#- A full join: a reason missing from the list above still shows. -#}
+reasons_with_totals as (
+    select
+        coalesce(known_reasons.source_table, reason_totals.source_table) as source_table,
+        coalesce(known_reasons.reason, reason_totals.reason) as reason,
+        coalesce(reason_totals.row_count, 0) as row_count
+    from known_reasons
+    full outer join reason_totals
+        on
+            known_reasons.source_table = reason_totals.source_table
+            and known_reasons.reason = reason_totals.reason
+)
+
+select
+    source_table,
+    reason,
+    not starts_with(reason, 'invalid_') as is_row_level,
+    cast(row_count as bigint) as row_count
+from reasons_with_totals

@@ -1,0 +1,177 @@
+{#- One row per distinct telemetry event (copies counted once), with its JSON payload parsed
+    once into typed fields. A field holds a value only when the payload is valid JSON and the
+    field is a JSON number (or, for the tool status, a JSON string); anything else is null,
+    never an error.
+
+    Rows without an event_id cannot be told apart: each loaded file gets one marker row
+    (event_key 'file:<path>', event_id null) whose delivered_copies counts that file's rows
+    without an event_id, and which remembers that the file was loaded.
+
+    Incremental (arrival-based): a run reads only the files not loaded yet; a new copy of an
+    event already loaded adds to its delivered_copies. -#}
+{{
+    config(
+        materialized='incremental',
+        unique_key='event_key',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+    )
+}}
+
+{%- set files_to_load = telemetry_files_to_load() if is_incremental() else "''" %}
+
+with source_rows as (
+    select
+        event_id,
+        call_id,
+        event_type,
+        occurred_at,
+        payload,
+        {{ raw_relative_path('filename', 'telemetry_events') }} as source_file
+    from {{ source('telemetry', 'telemetry_events') }}
+    {%- if is_incremental() %}
+    where {{ raw_relative_path('filename', 'telemetry_events') }} in ({{ files_to_load }})
+    {%- endif %}
+),
+
+files_read as (
+    select {{ raw_relative_path('file', 'telemetry_events') }} as source_file
+    from glob('{{ env_var("CALLMETRICS_RAW_DIR") }}/telemetry_events/**/*.parquet')
+    {%- if is_incremental() %}
+    where {{ raw_relative_path('file', 'telemetry_events') }} in ({{ files_to_load }})
+    {%- endif %}
+),
+
+parsed as (
+    select
+        coalesce(cast(event_id as varchar), 'file:' || source_file) as event_key,
+        cast(event_id as varchar) as event_id,
+        case when event_id is not null then cast(call_id as varchar) end as call_id,
+        case when event_id is not null then {{ clean_code('event_type') }} end as event_type,
+        cast(occurred_at as timestamptz) as occurred_at,
+        event_id is not null and coalesce(json_valid(payload), false) as is_payload_json,
+        case
+            when event_id is not null and json_valid(payload)
+                then json_extract(
+                    payload,
+                    ['$.ttft_ms', '$.cached_tokens', '$.total_tokens', '$.confidence', '$.status']
+                )
+        end as payload_fields,
+        source_file
+    from source_rows
+),
+
+typed as (
+    select
+        event_key,
+        event_id,
+        call_id,
+        event_type,
+        occurred_at,
+        is_payload_json,
+        {{ json_number('payload_fields[1]') }} as ttft_ms,
+        {{ json_number('payload_fields[2]') }} as cached_tokens,
+        {{ json_number('payload_fields[3]') }} as total_tokens,
+        {{ json_number('payload_fields[4]') }} as confidence,
+        case
+            when json_type(payload_fields[5]) = 'VARCHAR' then lower(payload_fields[5] ->> '$')
+        end as tool_status,
+        source_file
+    from parsed
+),
+
+distinct_events as (
+    select
+        event_key,
+        any_value(event_id) as event_id,
+        any_value(call_id) as call_id,
+        any_value(event_type) as event_type,
+        any_value(occurred_at) as occurred_at,
+        any_value(is_payload_json) as is_payload_json,
+        any_value(ttft_ms) as ttft_ms,
+        any_value(cached_tokens) as cached_tokens,
+        any_value(total_tokens) as total_tokens,
+        any_value(confidence) as confidence,
+        any_value(tool_status) as tool_status,
+        count(*) as delivered_copies,
+        min(source_file) as _source_file
+    from typed
+    group by event_key
+),
+
+{#- Every file read gets a marker row, even one without a row lacking an event_id. -#}
+file_markers as (
+    select
+        'file:' || files_read.source_file as event_key,
+        cast(null as varchar) as event_id,
+        cast(null as varchar) as call_id,
+        cast(null as varchar) as event_type,
+        cast(null as timestamptz) as occurred_at,
+        false as is_payload_json,
+        cast(null as double) as ttft_ms,
+        cast(null as double) as cached_tokens,
+        cast(null as double) as total_tokens,
+        cast(null as double) as confidence,
+        cast(null as varchar) as tool_status,
+        0 as delivered_copies,
+        files_read.source_file as _source_file
+    from files_read
+    anti join distinct_events
+        on 'file:' || files_read.source_file = distinct_events.event_key
+),
+
+{% if is_incremental() -%}
+{#- An event delivered again keeps its first loaded row and adds the new copies. -#}
+loaded_events as (
+    select *
+    from {{ this }}
+    where event_key in (select distinct_events.event_key from distinct_events)
+),
+
+new_events as (
+    select
+        distinct_events.event_key,
+        coalesce(loaded_events.event_id, distinct_events.event_id) as event_id,
+        coalesce(loaded_events.call_id, distinct_events.call_id) as call_id,
+        coalesce(loaded_events.event_type, distinct_events.event_type) as event_type,
+        coalesce(loaded_events.occurred_at, distinct_events.occurred_at) as occurred_at,
+        coalesce(loaded_events.is_payload_json, distinct_events.is_payload_json) as is_payload_json,
+        coalesce(loaded_events.ttft_ms, distinct_events.ttft_ms) as ttft_ms,
+        coalesce(loaded_events.cached_tokens, distinct_events.cached_tokens) as cached_tokens,
+        coalesce(loaded_events.total_tokens, distinct_events.total_tokens) as total_tokens,
+        coalesce(loaded_events.confidence, distinct_events.confidence) as confidence,
+        coalesce(loaded_events.tool_status, distinct_events.tool_status) as tool_status,
+        distinct_events.delivered_copies + coalesce(loaded_events.delivered_copies, 0) as delivered_copies,
+        coalesce(loaded_events._source_file, distinct_events._source_file) as _source_file
+    from distinct_events
+    left join loaded_events
+        on distinct_events.event_key = loaded_events.event_key
+),
+{%- else -%}
+new_events as (
+    select * from distinct_events
+),
+{%- endif %}
+
+all_rows as (
+    select * from new_events
+    union all
+    select * from file_markers
+)
+
+select
+    event_key,
+    event_id,
+    call_id,
+    event_type,
+    occurred_at,
+    is_payload_json,
+    ttft_ms,
+    cached_tokens,
+    total_tokens,
+    confidence,
+    tool_status,
+    cast(delivered_copies as bigint) as delivered_copies,
+    _source_file,
+    {{ load_time() }} as _loaded_at
+from all_rows
