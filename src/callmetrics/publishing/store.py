@@ -73,6 +73,7 @@ class WorkSlot:
     base: int | None
     carried: list[str] = field(default_factory=list)
     prepare_seconds: float = 0.0
+    run_id: str | None = None
 
     @property
     def base_name(self) -> str | None:
@@ -242,7 +243,49 @@ class WarehouseStore:
             return candidate
         return None
 
-    def prepare_work(self) -> WorkSlot:
+    def _work_info(self) -> dict[str, object] | None:
+        if not self.work_path.exists() or not self.work_info_path.exists():
+            return None
+        try:
+            return dict(json.loads(self.work_info_path.read_text(encoding="utf-8")))
+        except ValueError:
+            return None
+
+    def ensure_work(self, run_id: str) -> WorkSlot:
+        """The work file of run `run_id`, prepared by this call if the run has none yet.
+
+        Each step of an orchestrated run that writes the warehouse calls this, so the first one
+        prepares the work file and the others build on it.
+        """
+        with self._lock.hold():
+            info = self._work_info()
+            if info is not None and info.get("run_id") == run_id:
+                base, carried = info.get("base"), info.get("carried")
+                return WorkSlot(
+                    path=self.work_path,
+                    method=str(info.get("method")),
+                    base=None if base is None else int(str(base)),
+                    carried=[str(t) for t in carried] if isinstance(carried, list) else [],
+                    prepare_seconds=float(str(info.get("prepare_seconds", 0.0))),
+                    run_id=run_id,
+                )
+            return self.prepare_work(run_id=run_id)
+
+    @contextmanager
+    def building(self, run_id: str) -> Iterator[WorkSlot]:
+        """Point CALLMETRICS_WAREHOUSE (which dbt's profile reads) at the run's work file."""
+        work = self.ensure_work(run_id)
+        saved = os.environ.get(WAREHOUSE_ENV)
+        os.environ[WAREHOUSE_ENV] = str(work.path)
+        try:
+            yield work
+        finally:
+            if saved is None:
+                os.environ.pop(WAREHOUSE_ENV, None)
+            else:
+                os.environ[WAREHOUSE_ENV] = saved
+
+    def prepare_work(self, run_id: str | None = None) -> WorkSlot:
         """Set up the work file a build writes (see the module docstring)."""
         started = time.perf_counter()
         with self._lock.hold():
@@ -273,6 +316,7 @@ class WarehouseStore:
                 base=base,
                 carried=carried,
                 prepare_seconds=round(time.perf_counter() - started, 3),
+                run_id=run_id,
             )
             write_atomic(
                 self.work_info_path,
@@ -284,6 +328,7 @@ class WarehouseStore:
                         "prepared_at": _now().isoformat(),
                         "prepare_seconds": slot_info.prepare_seconds,
                         "pid": os.getpid(),
+                        "run_id": run_id,
                     }
                 ),
             )
@@ -296,16 +341,24 @@ class WarehouseStore:
 
     # ----------------------------------------------------------------- publish
 
-    def publish_work(self) -> PublishReport:
-        """Audit the work file, stamp, checkpoint, export Parquet, switch the link."""
+    def publish_work(self, run_id: str | None = None) -> PublishReport:
+        """Audit the work file, stamp, checkpoint, export Parquet, switch the link.
+
+        With `run_id`, only the work file that run prepared is published."""
         fault_point("before_publish")
         with self._lock.hold():
             t0 = time.perf_counter()
             manifest = self._state()
-            if not self.work_path.exists() or not self.work_info_path.exists():
+            found = self._work_info()
+            if found is None:
                 raise UserError(
                     f"there is no finished build to publish in {self.versions_dir}: "
                     "run `callmetrics build`"
+                )
+            if run_id is not None and found.get("run_id") != run_id:
+                raise UserError(
+                    f"the work file in {self.versions_dir} was not built by run {run_id}: "
+                    "nothing published; run the whole nightly job"
                 )
             stray_wal = Path(f"{self.link}.wal")
             if stray_wal.exists():
@@ -314,10 +367,10 @@ class WarehouseStore:
                     "through the link; published versions are read-only. Close it, move the "
                     "file away and build again"
                 )
-            info = json.loads(self.work_info_path.read_text(encoding="utf-8"))
+            info = found
             number = manifest.last_number + 1
             name = version_name(number)
-            base = None if info.get("base") is None else int(info["base"])
+            base = None if info.get("base") is None else int(str(info["base"]))
             published_at = _now()
             staging = self.parquet_dir / f".tmp-{name}"
             remove_tree(staging)
@@ -367,7 +420,7 @@ class WarehouseStore:
             switch_symlink(self.parquet_dir / CURRENT, name)
             t_switch = time.perf_counter()
             seconds = {
-                "prepare": float(info.get("prepare_seconds", 0.0)),
+                "prepare": float(str(info.get("prepare_seconds", 0.0))),
                 "checkpoint": round(t_checkpoint - t0, 3),
                 "parquet": round(t_parquet - t_checkpoint, 3),
                 "switch": round(t_switch - t_parquet, 3),
