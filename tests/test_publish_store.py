@@ -308,6 +308,9 @@ def test_rollback_command(
     from callmetrics.cli import main
 
     monkeypatch.setenv("CALLMETRICS_WAREHOUSE", str(store.link))
+    dagster_home = store.link.parent / "dagster_home"
+    dagster_home.mkdir(parents=True)
+    monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
     assert main(["rollback"]) == 2
     assert "no published version" in capsys.readouterr().err
     build(store)
@@ -320,3 +323,13 @@ def test_rollback_command(
     assert main(["rollback"]) == 0
     assert "now serves v000001" in capsys.readouterr().err
     assert night_of(store.link) == 1
+    # the Dagster UI is told which version is live now
+    from dagster import DagsterInstance
+
+    from callmetrics.publishing.assets import PUBLISHED_KEY
+
+    with DagsterInstance.get() as instance:
+        records = instance.fetch_observations(PUBLISHED_KEY, limit=1).records
+    metadata = records[0].asset_observation.metadata  # type: ignore[union-attr]
+    assert metadata["live_version"].value == "v000001"
+    assert metadata["rolled_back"].value == "v000002"

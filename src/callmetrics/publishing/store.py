@@ -251,6 +251,18 @@ class WarehouseStore:
         except ValueError:
             return None
 
+    def work_run_id(self) -> str | None:
+        """The run whose build is in the work file, if one is there."""
+        info = self._work_info()
+        run_id = None if info is None else info.get("run_id")
+        return None if run_id is None else str(run_id)
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """Keep other builds, publishes and rollbacks of this warehouse out for a while."""
+        with self._lock.hold():
+            yield
+
     def ensure_work(self, run_id: str) -> WorkSlot:
         """The work file of run `run_id`, prepared by this call if the run has none yet.
 
