@@ -326,10 +326,10 @@ def test_rollback_command(
     # the Dagster UI is told which version is live now
     from dagster import DagsterInstance
 
-    from callmetrics.publishing.assets import PUBLISHED_KEY
+    from orchestration.assets.publish import PUBLISHED_KEY
 
     with DagsterInstance.get() as instance:
         records = instance.fetch_observations(PUBLISHED_KEY, limit=1).records
     metadata = records[0].asset_observation.metadata  # type: ignore[union-attr]
-    assert metadata["live_version"].value == "v000001"
+    assert metadata["version"].value == "v000001"
     assert metadata["rolled_back"].value == "v000002"

@@ -43,7 +43,7 @@ def run_rollback(args: argparse.Namespace) -> int:
 
 
 def _tell_dagster(live: Version, rolled_back: Version) -> None:
-    """Record the rollback on the `warehouse/published` asset, so the Dagster UI shows which
+    """Record the rollback on the `warehouse/published_version` asset, so the Dagster UI shows which
     version is live. The rollback itself is done; a Dagster failure only costs that note."""
     home = os.environ.get(DAGSTER_HOME_ENV) or str(PROJECT_ROOT / "dagster_home")
     if not os.path.isdir(home):
@@ -52,14 +52,14 @@ def _tell_dagster(live: Version, rolled_back: Version) -> None:
     try:
         from dagster import AssetObservation, DagsterInstance
 
-        from callmetrics.publishing.assets import PUBLISHED_KEY
+        from orchestration.assets.publish import PUBLISHED_KEY
 
         with DagsterInstance.get() as instance:
             instance.report_runless_asset_event(
                 AssetObservation(
                     asset_key=PUBLISHED_KEY,
                     description=f"rollback: {live.name} is live again",
-                    metadata={"live_version": live.name, "rolled_back": rolled_back.name},
+                    metadata={"version": live.name, "rolled_back": rolled_back.name},
                 )
             )
     except Exception as exc:  # noqa: BLE001 - the rollback stands; say why the UI may lag
