@@ -28,10 +28,9 @@
     string literals ('' matches no file). A loaded file is remembered by its marker row in
     stg_telemetry__events. -#}
 {% macro telemetry_files_to_load() -%}
-    {%- set raw_dir = env_var('CALLMETRICS_RAW_DIR') -%}
     {%- set query -%}
         select {{ raw_relative_path('file', 'telemetry_events') }} as relative_path
-        from glob('{{ raw_dir }}/telemetry_events/**/*.parquet')
+        from {{ raw_files('telemetry_events') }}
         except
         select _source_file from {{ this }} where event_id is null
         order by 1

@@ -31,3 +31,9 @@
             then try_cast({{ json_value }} as double)
     end
 {%- endmacro %}
+
+{#- The raw files of a table, one row per file (column `file`). A macro so that unit tests can
+    replace the listing with fixed file names. -#}
+{% macro raw_files(table) -%}
+    glob('{{ env_var("CALLMETRICS_RAW_DIR") }}/{{ table }}/**/*.parquet')
+{%- endmacro %}

@@ -36,7 +36,7 @@ with source_rows as (
 
 files_read as (
     select {{ raw_relative_path('file', 'telemetry_events') }} as source_file
-    from glob('{{ env_var("CALLMETRICS_RAW_DIR") }}/telemetry_events/**/*.parquet')
+    from {{ raw_files('telemetry_events') }}
     {%- if is_incremental() %}
     where {{ raw_relative_path('file', 'telemetry_events') }} in ({{ files_to_load }})
     {%- endif %}
