@@ -24,6 +24,9 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
         "--dirt-rate", type=float, default=0.01, help="share of dirty rows (default 0.01)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.add_argument(
+        "--force", action="store_true", help="replace the raw tables already in --out"
+    )
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:

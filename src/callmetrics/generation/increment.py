@@ -1,0 +1,443 @@
+"""`generate_increment`: the next nightly extract, written into an existing raw directory.
+
+It adds, as new files in `<table>/extract=<day + 1>/` (the extract taken the next morning):
+- one new day of calls with their telemetry (`inc-*.parquet`);
+- late versions of a share of calls weeks old, and completions of calls left in progress
+  (`calls/.../late-0.parquet`), each with an `updated_at` later than anything before;
+- late telemetry events of older calls (`late-0.parquet`) and redelivered copies of events
+  already delivered (`redelivered-0.parquet`);
+- a new agents extract that replaces the old one (agents are current state): some agents
+  renamed, some hard-deleted (absent). Organizations and resellers are kept as they are.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+
+from callmetrics.errors import UserError
+from callmetrics.generation.base import MAX_DIRT_RATE, write_call_rows, write_events
+from callmetrics.generation.engine import Progress, connect, copy_to_parquet, sql_list, sql_str
+from callmetrics.generation.model import (
+    CALL_COLUMNS,
+    EPOCH,
+    CallParams,
+    build_call_rows,
+    build_calls,
+    build_samplers,
+    event_select,
+)
+from callmetrics.generation.summary import GenerationSummary
+from callmetrics.generation.vocab import ESCALATION_REASONS, RENAME_SUFFIXES
+from callmetrics.settings import RAW_TABLES
+
+LATE_CALL_IDX_BASE = 100_000_000
+DAY_US = 86_400_000_000
+
+
+def _glob(raw_dir: Path, table: str) -> str:
+    return sql_str(str(raw_dir / table / "**" / "*.parquet"))
+
+
+def extract_folder(day: date) -> str:
+    """The folder of the extract taken the morning after `day` (as the base run names its own)."""
+    return f"extract={(day + timedelta(days=1)).isoformat()}"
+
+
+def _validate(
+    raw_dir: Path, day: date, calls: int, late_share: float, rename: int, delete: int, dirt: float
+) -> None:
+    missing = [t for t in RAW_TABLES if not any((raw_dir / t).rglob("*.parquet"))]
+    if missing:
+        raise UserError(
+            f"{raw_dir} is not a raw directory (no files for {', '.join(missing)}); "
+            "run `callmetrics generate` first"
+        )
+    if calls < 0:
+        raise UserError(f"calls must be 0 or more, got {calls}")
+    if not 0.0 <= late_share <= 1.0:
+        raise UserError(f"late_share must be from 0 to 1, got {late_share}")
+    if rename < 0 or delete < 0:
+        raise UserError("rename_agents and delete_agents must be 0 or more")
+    if not 0.0 <= dirt <= MAX_DIRT_RATE:
+        raise UserError(f"dirt_rate must be from 0 to {MAX_DIRT_RATE}, got {dirt}")
+    done = raw_dir / "calls" / extract_folder(day) / "inc-0.parquet"
+    if done.exists():
+        raise UserError(f"the increment for {day.isoformat()} is already in {raw_dir}")
+
+
+def generate_increment(
+    raw_dir: Path,
+    *,
+    day: date,
+    seed: int,
+    calls: int,
+    late_share: float = 0.02,
+    rename_agents: int = 1,
+    delete_agents: int = 1,
+    dirt_rate: float = 0.01,
+    progress: bool = False,
+) -> GenerationSummary:
+    """Write the extract of `day` into `raw_dir` (see the module doc); return its summary."""
+    raw_dir = Path(raw_dir)
+    _validate(raw_dir, day, calls, late_share, rename_agents, delete_agents, dirt_rate)
+    prog = Progress("increment", quiet=not progress)
+    key = (seed * 1_000_003 + (day - EPOCH).days * 7919 + 17) % (2**62)
+    summary = GenerationSummary(
+        kind="increment",
+        out_dir=str(raw_dir),
+        params={
+            "day": day.isoformat(), "seed": seed, "calls": calls, "late_share": late_share,
+            "rename_agents": rename_agents, "delete_agents": delete_agents,
+            "dirt_rate": dirt_rate,
+        },
+    )
+    con, spill = connect()
+    try:
+        _increment(con, raw_dir, day, key, calls, late_share, rename_agents, delete_agents,
+                   dirt_rate, summary, prog)
+    finally:
+        con.close()
+        spill.cleanup()
+    summary.seconds = round(prog.elapsed, 2)
+    summary.write(raw_dir / f"_increment_{day.isoformat()}.json")
+    prog.say(f"done in {summary.seconds:.1f}s")
+    return summary
+
+
+def _increment(
+    con: duckdb.DuckDBPyConnection,
+    raw: Path,
+    day: date,
+    key: int,
+    calls: int,
+    late_share: float,
+    rename: int,
+    delete: int,
+    dirt: float,
+    summary: GenerationSummary,
+    prog: Progress,
+) -> None:
+    folder = extract_folder(day)
+    with prog.step("reading the current extract"):
+        _read_current(con, raw, key)
+    # one instant after everything already delivered: late versions go after it
+    prior_max_us = con.execute("select max_updated_us from prior").fetchone()[0]
+    agents_us = max(prior_max_us, _day_us(day + timedelta(days=1)) + DAY_US // 2)
+
+    with prog.step(f"agents: {delete} deleted, {rename} renamed"):
+        _replace_agents(con, raw, day, key, rename, delete, agents_us, summary)
+
+    cp = CallParams(
+        key=key, n_calls=max(calls, 1), days=1, end_date=day, dirt_rate=dirt,
+        forced_dirt=False, cap_date=day + timedelta(days=1),
+    )
+    new_max_us = prior_max_us
+    if calls > 0:
+        with prog.step(f"calls: {calls:,} new calls of {day.isoformat()}"):
+            _load_call_dims(con)
+            build_samplers(con, cp)
+            build_calls(con, cp)
+            build_call_rows(con, cp)
+            rows, files = write_call_rows(
+                con, raw / "calls", weekly=False, folder=folder, stem="inc"
+            )
+            summary.rows["calls"] = rows
+            summary.files["calls"] = files
+            ev_rows, ev_files = write_events(
+                con, cp, raw / "telemetry_events", weekly=False, folder=folder, stem="inc",
+                progress=prog,
+            )
+            summary.rows["telemetry_events"] = ev_rows
+            summary.files["telemetry_events"] = ev_files
+            summary.changes["new_calls"] = con.execute(
+                "select count(*) from calls_t where dirt <> 'call_never_arrives'"
+            ).fetchone()[0]
+            new_max_us = max(
+                new_max_us, con.execute("select max(updated_us) from call_rows").fetchone()[0]
+            )
+
+    late_start_us = max(new_max_us, agents_us) + 60_000_000
+    with prog.step("late versions of older calls"):
+        _late_versions(con, raw, day, key, late_share, late_start_us, summary)
+    with prog.step("late and redelivered telemetry"):
+        _late_events(con, raw, day, key, dirt, summary)
+
+
+def _day_us(d: date) -> int:
+    return (d - EPOCH).days * DAY_US
+
+
+def _read_current(con: duckdb.DuckDBPyConnection, raw: Path, key: int) -> None:
+    con.execute(
+        f"""
+        create or replace table cur_orgs as
+        select id, timezone from read_parquet({_glob(raw, 'organizations')}, union_by_name = true)
+        """
+    )
+    con.execute(
+        f"""
+        create or replace table cur_agents as
+        select id, organization_id, name, status, created_at, updated_at
+        from read_parquet({_glob(raw, 'agents')}, union_by_name = true)
+        """
+    )
+    con.execute(
+        f"""
+        create or replace table prior as
+        select max(epoch_us(updated_at)) as max_updated_us
+        from read_parquet({_glob(raw, 'calls')}, union_by_name = true)
+        """
+    )
+    con.execute(
+        f"""
+        create or replace table old_latest as
+        select id, organization_id, agent_id, started_at, ended_at, outcome, transferred_at,
+            sentiment, user_corrections, escalation_reason, updated_at
+        from read_parquet({_glob(raw, 'calls')}, union_by_name = true)
+        where id is not null
+        qualify row_number() over (partition by id order by updated_at desc) = 1
+        """
+    )
+
+
+def _replace_agents(
+    con: duckdb.DuckDBPyConnection,
+    raw: Path,
+    day: date,
+    key: int,
+    rename: int,
+    delete: int,
+    agents_us: int,
+    summary: GenerationSummary,
+) -> None:
+    """Write the new agents extract and remove the old files (agents are current state)."""
+    con.execute(
+        f"""
+        create or replace table agent_changes as
+        with with_calls as (
+            select a.id, row_number() over (order by h64({key}, a.id, 500), a.id) as rank_in
+            from cur_agents a
+            where a.id in (select agent_id from old_latest where agent_id is not null)
+        )
+        select id,
+            case when rank_in <= {delete} then 'deleted'
+                 when rank_in <= {delete + rename} then 'renamed' end as change
+        from with_calls
+        where rank_in <= {delete + rename}
+        """
+    )
+    con.execute(
+        f"""
+        create or replace table new_agents as
+        select
+            a.id, a.organization_id,
+            case when c.change = 'renamed'
+                then trim(a.name) || ' (' || {sql_list(RENAME_SUFFIXES)}[
+                    (h64({key}, a.id, 501) % {len(RENAME_SUFFIXES)})::integer + 1] || ')'
+                else a.name end as name,
+            a.status, a.created_at,
+            case when c.change = 'renamed' then ts_of({agents_us}) else a.updated_at end
+                as updated_at
+        from cur_agents a
+        left join agent_changes c on c.id = a.id
+        where c.change is distinct from 'deleted'
+        order by a.id
+        """
+    )
+    old_files = sorted((raw / "agents").rglob("*.parquet"))
+    tmp = raw / f".agents-{day.isoformat()}.tmp.parquet"
+    summary.rows["agents"] = copy_to_parquet(con, "select * from new_agents order by id", tmp)
+    for f in old_files:
+        f.unlink()
+    for d in sorted((p for p in (raw / "agents").rglob("*") if p.is_dir()), reverse=True):
+        if not any(d.iterdir()):
+            d.rmdir()
+    target = raw / "agents" / extract_folder(day) / "part-0.parquet"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp.replace(target)
+    summary.files["agents"] = 1
+    changes = con.execute(
+        "select c.change, c.id, a.name, n.name from agent_changes c "
+        "join cur_agents a on a.id = c.id left join new_agents n on n.id = c.id order by all"
+    ).fetchall()
+    summary.changes["deleted_agents"] = sum(1 for c in changes if c[0] == "deleted")
+    summary.changes["renamed_agents"] = sum(1 for c in changes if c[0] == "renamed")
+    summary.details["deleted_agents"] = [c[1] for c in changes if c[0] == "deleted"]
+    summary.details["renamed_agents"] = {
+        c[1]: {"old": c[2], "new": c[3]} for c in changes if c[0] == "renamed"
+    }
+
+
+def _load_call_dims(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        """
+        create or replace table g_orgs as
+        select row_number() over (order by id) - 1 as org_idx, id as org_id, timezone as tz,
+            org_profile(id) as profile, org_weight(id) as weight
+        from cur_orgs
+        """
+    )
+    con.execute(
+        """
+        create or replace table g_agents as
+        select a.id as agent_id, o.org_idx, agent_weight(a.id) as weight,
+            agent_skill(a.id) as skill, agent_pace(a.id) as pace
+        from new_agents a
+        join g_orgs o on o.org_id = a.organization_id
+        where lower(trim(a.status, ' ' || chr(9) || chr(10) || chr(13))) in
+            ('active', 'inactive', 'cancelled')
+        """
+    )
+
+
+def _late_versions(
+    con: duckdb.DuckDBPyConnection,
+    raw: Path,
+    day: date,
+    key: int,
+    late_share: float,
+    late_start_us: int,
+    summary: GenerationSummary,
+) -> None:
+    """Late versions of older ended calls, and completions of calls left in progress."""
+    weeks_ago = sql_str((day - timedelta(days=7)).isoformat())
+    reasons = sql_list([r[0][0].upper() + r[0][1:] for r in ESCALATION_REASONS])
+    n_reasons = len(ESCALATION_REASONS)
+    con.execute(
+        f"""
+        create or replace table late_pick as
+        with eligible as (
+            select *, h64({key}, id, 600) as pick
+            from old_latest
+            where organization_id is not null and started_at is not null
+                and ended_at is not null and ended_at >= started_at
+                and started_at < timestamptz {weeks_ago}
+        )
+        select * exclude (pick), h64({key}, id, 601) as h
+        from eligible
+        order by pick, id
+        limit (select round(count(*) * {late_share})::bigint from eligible)
+        """
+    )
+    con.execute(
+        f"""
+        create or replace table late_rows as
+        with kinds as (
+            select *,
+                case when u16(h, 0) < 0.3 then 'outcome'
+                     when u16(h, 0) < 0.6 then 'sentiment'
+                     when u16(h, 0) < 0.8 then 'user_corrections'
+                     else 'escalation_reason' end as change,
+                lower(trim(outcome, ' ' || chr(9) || chr(10) || chr(13))) as code
+            from late_pick
+        ),
+        changed as (
+            select id, organization_id, agent_id, started_at, ended_at,
+                case when change <> 'outcome' then outcome
+                     when code = 'resolved' then 'escalated' else 'resolved' end as outcome,
+                case when change <> 'outcome' then transferred_at
+                     when code = 'resolved' then ts_of(epoch_us(started_at)
+                        + ((epoch_us(ended_at) - epoch_us(started_at)) * 0.6)::bigint)
+                     else null end as transferred_at,
+                case when change <> 'sentiment' then sentiment
+                     when lower(trim(sentiment)) = 'positive' then 'negative'
+                     else 'positive' end as sentiment,
+                case when change <> 'user_corrections' then user_corrections
+                     when coalesce(user_corrections, 0) = 0 then 2 else 0 end
+                    as user_corrections,
+                case when change = 'escalation_reason' or (change = 'outcome'
+                        and code = 'resolved')
+                     then {reasons}[((h >> 16) % {n_reasons})::integer + 1]
+                     when change = 'outcome' then null
+                     else escalation_reason end as escalation_reason,
+                ts_of({late_start_us} + floor(u32(h, 32) * 6 * 3600000000)::bigint)
+                    as updated_at,
+                change
+            from kinds
+        ),
+        in_progress as (
+            select *, h64({key}, id, 602) as h
+            from old_latest
+            where ended_at is null and started_at is not null and organization_id is not null
+                and h64({key}, id, 603) % 2 = 0
+        ),
+        completed as (
+            select id, organization_id, agent_id, started_at,
+                ts_of(epoch_us(started_at) + 30000000 + floor(u16(h, 0) * 600000000)::bigint)
+                    as ended_at,
+                'resolved' as outcome, null::timestamptz as transferred_at,
+                'positive' as sentiment, 0 as user_corrections, null as escalation_reason,
+                ts_of({late_start_us} + floor(u32(h, 32) * 6 * 3600000000)::bigint)
+                    as updated_at,
+                'completed_in_progress' as change
+            from in_progress
+        )
+        select * from changed
+        union all
+        select * from completed
+        """
+    )
+    path = raw / "calls" / extract_folder(day) / "late-0.parquet"
+    n = copy_to_parquet(con, f"select {CALL_COLUMNS} from late_rows order by id", path)
+    summary.rows["calls"] = summary.rows.get("calls", 0) + n
+    summary.files["calls"] = summary.files.get("calls", 0) + 1
+    for change, count in con.execute(
+        "select change, count(*) from late_rows group by 1 order by 1"
+    ).fetchall():
+        summary.changes[f"late_version_{change}"] = count
+
+
+def _late_events(
+    con: duckdb.DuckDBPyConnection,
+    raw: Path,
+    day: date,
+    key: int,
+    dirt: float,
+    summary: GenerationSummary,
+) -> None:
+    """New events of older calls (half of the late calls), and redelivered old events."""
+    folder = raw / "telemetry_events" / extract_folder(day)
+    redelivered_sql = f"""
+        select event_id, call_id, event_type, occurred_at, payload
+        from read_parquet({_glob(raw, 'telemetry_events')}, union_by_name = true)
+        where h64({key}, event_id, 700) % 1000 < {1 if dirt > 0 else 0}
+    """
+    # read before writing anything into telemetry_events, so the copies are of older files
+    con.execute(f"create or replace table redelivered as {redelivered_sql}")
+    con.execute(
+        f"""
+        create or replace table late_ev_calls as
+        select
+            {LATE_CALL_IDX_BASE} + row_number() over (order by id) as call_idx,
+            id as call_id, epoch_us(started_at) as started_us,
+            epoch_us(ended_at) - epoch_us(started_at) as dur_us,
+            1 as n_llm, 0 as n_stt_extra, 2 as n_tool, 4 as n_ev,
+            'resolved' as base_outcome, agent_skill(coalesce(agent_id, id)) as skill,
+            agent_pace(coalesce(agent_id, id)) as pace,
+            1 + (h64({key}, id, 604) % 3)::integer as n_late
+        from late_rows
+        where h64({key}, id, 605) % 2 = 0 and ended_at >= started_at
+        """
+    )
+    rows_sql = """
+        select call_idx, call_id, started_us, dur_us, n_llm, n_stt_extra, n_tool, n_ev,
+            base_outcome, skill, pace, false as is_copy, r + 1 as k_eff
+        from (select *, unnest(range(n_late)) as r from late_ev_calls)
+    """
+    cp = CallParams(
+        key=key, n_calls=1, days=1, end_date=day, dirt_rate=dirt, forced_dirt=False,
+        cap_date=day,
+    )
+    n_late = copy_to_parquet(
+        con, f"{event_select(cp, rows_sql)} order by call_id, event_id", folder / "late-0.parquet"
+    )
+    n_red = copy_to_parquet(
+        con, "select * from redelivered order by event_id", folder / "redelivered-0.parquet"
+    )
+    summary.rows["telemetry_events"] = summary.rows.get("telemetry_events", 0) + n_late + n_red
+    summary.files["telemetry_events"] = summary.files.get("telemetry_events", 0) + 2
+    summary.changes["late_events_of_older_calls"] = n_late
+    summary.changes["redelivered_old_events"] = n_red
