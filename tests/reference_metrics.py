@@ -13,7 +13,7 @@ import json
 import math
 import re
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 from functools import cache
@@ -71,6 +71,11 @@ class Call:
     token_ratios: list[Fraction]
     confidences: list[Fraction]
     tools: list[bool]  # True: success
+    sums: dict[str, Fraction] = field(default_factory=dict)  # exact sum of each list above
+
+    def total(self, samples: str) -> tuple[Fraction, int]:
+        """(exact sum, count) of one kind of sample of this call."""
+        return self.sums[samples], len(getattr(self, samples))
 
     @property
     def started_at(self) -> datetime:
@@ -96,6 +101,7 @@ def load_staged(warehouse: str) -> StagedData:
     con = duckdb.connect(warehouse, read_only=True)
     try:
         con.execute("set TimeZone = 'UTC'")
+        con.execute("set enable_progress_bar = false")
         call_rows = _rows(con, "select * from staging.stg_platform__calls")
         event_rows = _rows(
             con,
@@ -151,6 +157,8 @@ def load_staged(warehouse: str) -> StagedData:
         )
         for event in events.get(call.call_id, []):
             _attach(call, event)
+        for samples in ("latency", "token_ratios", "confidences"):
+            call.sums[samples] = sum(getattr(call, samples), Fraction(0))
         calls.append(call)
 
     org_reseller = {r["organization_id"]: r["reseller_id"] for r in org_rows}
@@ -175,23 +183,20 @@ def load_staged(warehouse: str) -> StagedData:
     return StagedData(calls, org_reseller, agents)
 
 
-def _number(value: float | None) -> Fraction | None:
-    return None if value is None else Fraction(value)
-
-
 def _attach(call: Call, event: dict[str, Any]) -> None:
+    """Add one distinct event's valid samples to its call (float comparisons are exact)."""
     kind = _clean(event["event_type"])
     if kind == "llm":
-        ttft = _number(event["ttft_ms"])
+        ttft = event["ttft_ms"]
         if ttft is not None and ttft >= 0:
-            call.latency.append(ttft)
-        cached, total = _number(event["cached_tokens"]), _number(event["total_tokens"])
+            call.latency.append(Fraction(ttft))
+        cached, total = event["cached_tokens"], event["total_tokens"]
         if cached is not None and total is not None and total > 0 and 0 <= cached <= total:
-            call.token_ratios.append(cached / total)
+            call.token_ratios.append(Fraction(cached) / Fraction(total))
     elif kind == "stt":
-        confidence = _number(event["confidence"])
+        confidence = event["confidence"]
         if confidence is not None and 0 <= confidence <= 1:
-            call.confidences.append(confidence)
+            call.confidences.append(Fraction(confidence))
     elif kind == "tool":
         status = _clean(event["tool_status"])
         if status in ("success", "error"):
@@ -209,6 +214,20 @@ def round_half_away(value: Fraction) -> float:
 
 def _pct(count: int | Fraction, total: int) -> Fraction | None:
     return None if total == 0 else Fraction(count) * 100 / total
+
+
+def _mean(calls: list[Call], samples: str) -> Fraction | None:
+    """Mean of every sample of one kind over the calls; None when there is none."""
+    total, count = Fraction(0), 0
+    for call in calls:
+        call_sum, call_count = call.total(samples)
+        total += call_sum
+        count += call_count
+    return total / count if count else None
+
+
+def _times100(value: Fraction | None) -> Fraction | None:
+    return None if value is None else value * 100
 
 
 def _or_zero(value: Fraction | None) -> float:
@@ -242,8 +261,7 @@ def reference_payload(
     ]
     total = len(calls)
     duration = sum(c.duration_us for c in calls)
-    latency = [x for c in calls for x in c.latency]
-    response = _or_null(sum(latency, Fraction(0)) / len(latency)) if latency else None
+    response = _or_null(_mean(calls, "latency"))
     with_sentiment = [c for c in calls if c.has_sentiment]
     escalated = [c for c in calls if c.category == "transferred"]
 
@@ -275,16 +293,21 @@ def reference_payload(
 
     first_date = first_date or start.astimezone(UTC).date()
     last_date = last_date or end.astimezone(UTC).date()
+    by_day: dict[date, list[Call]] = defaultdict(list)
+    by_hour: dict[int, list[Call]] = defaultdict(list)
+    for c in calls:
+        by_day[c.started_at.date()].append(c)
+        by_hour[c.started_at.hour].append(c)
     daily = []
     day = first_date
     while day <= last_date:
-        own = [c for c in calls if c.started_at.date() == day]
+        own = by_day.get(day, [])
         daily.append({"date": day.isoformat(), "totalCalls": len(own),
                       "resolvedCalls": sum(1 for c in own if c.category == "resolved")})
         day += timedelta(days=1)
     hourly = []
     for hour in range(24):
-        own = [c for c in calls if c.started_at.hour == hour]
+        own = by_hour.get(hour, [])
         hourly.append({"hour": f"{hour:02d}:00", "calls": len(own),
                        "minutes": round_half_away(
                            Fraction(sum(c.duration_us for c in own), 60_000_000))})
@@ -302,8 +325,6 @@ def reference_payload(
         key=lambda r: (-r["count"], r["reason"]),
     )
     with_corrections = [c for c in calls if c.corrections is not None]
-    ratios = [x for c in calls for x in c.token_ratios]
-    confidences = [x for c in calls for x in c.confidences]
     tools = [x for c in calls for x in c.tools]
     return {
         "data": {
@@ -335,10 +356,8 @@ def reference_payload(
                     _pct(sum(1 for c in with_corrections if c.corrections == 0),
                          len(with_corrections))
                 ),
-                "contextRetention": _or_null(_pct(sum(ratios, Fraction(0)), len(ratios))),
-                "speechRecognition": _or_null(
-                    _pct(sum(confidences, Fraction(0)), len(confidences))
-                ),
+                "contextRetention": _or_null(_times100(_mean(calls, "token_ratios"))),
+                "speechRecognition": _or_null(_times100(_mean(calls, "confidences"))),
                 "entityExtraction": _or_null(_pct(sum(tools), len(tools))),
                 "responseLatency": response,
                 "trainingSessions": total,
@@ -365,16 +384,12 @@ def exact_telemetry(data: StagedData, start: datetime, end: datetime,
     lo, hi = _us(start), _us(end)
     calls = [c for c in data.calls
              if lo <= c.started_us <= hi and (org_ids is None or c.organization_id in org_ids)]
-    latency = [x for c in calls for x in c.latency]
-    ratios = [x for c in calls for x in c.token_ratios]
-    confidences = [x for c in calls for x in c.confidences]
-    mean_latency = sum(latency, Fraction(0)) / len(latency) if latency else None
+    mean_latency = _mean(calls, "latency")
     return {
         ("metrics", "responseTime"): mean_latency,
         ("aiInsights", "responseLatency"): mean_latency,
-        ("aiInsights", "contextRetention"): _pct(sum(ratios, Fraction(0)), len(ratios)),
-        ("aiInsights", "speechRecognition"): _pct(sum(confidences, Fraction(0)),
-                                                  len(confidences)),
+        ("aiInsights", "contextRetention"): _times100(_mean(calls, "token_ratios")),
+        ("aiInsights", "speechRecognition"): _times100(_mean(calls, "confidences")),
     }
 
 

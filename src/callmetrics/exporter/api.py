@@ -86,6 +86,10 @@ class Exporter:
     def reseller_ids(self) -> list[str]:
         return list(self._resellers)
 
+    def reseller_of(self, organization_id: str) -> str | None:
+        """The organization's current reseller (``None``: a direct customer)."""
+        return self._org_reseller[organization_id]
+
     def organizations_of(self, reseller_id: str) -> list[str]:
         """The organizations whose *current* reseller is ``reseller_id``."""
         return sorted(o for o, r in self._org_reseller.items() if r == reseller_id)
