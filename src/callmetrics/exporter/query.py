@@ -15,8 +15,11 @@ one-microsecond grain would make this unnecessary but the marts as large as the 
 
 Every value that varies (instants, organization ids) is a bound parameter; only the fixed
 table and column names below are ever written into SQL text. Telemetry sums (doubles) are
-read as ``decimal(38, 10)`` and summed exactly, so no result depends on the order rows are
-added in. Filters are plain ranges on ``bucket_start``/``started_at`` and equality on
+cast to ``decimal(38, 10)`` row by row (the one rounding, far below the payload's 0.1) and
+then added exactly, so no result depends on the order DuckDB or Python adds rows in: a
+reseller's payload is the same whether summed in SQL or from its organizations' parts.
+
+Filters are plain ranges on ``bucket_start``/``started_at`` and equality on
 ``organization_id`` so that DuckDB's zone maps can skip row groups.
 """
 
