@@ -74,10 +74,12 @@ def handmade_warehouse(tmp_path_factory: pytest.TempPathFactory) -> BuiltWarehou
 @pytest.fixture(scope="session")
 def generated_warehouse(tmp_path_factory: pytest.TempPathFactory) -> BuiltWarehouse:
     """A small generated raw directory (all the dirt, at a high rate), built."""
-    from callmetrics.generate import generate_raw_for_tests
+    from callmetrics.generation.base import generate_raw
 
     root = tmp_path_factory.mktemp("generated")
-    raw = generate_raw_for_tests(root / "raw", calls=GENERATED_CALLS, seed=GENERATED_SEED)
+    raw = root / "raw"
+    generate_raw(raw, calls=GENERATED_CALLS, days=20, orgs=6, resellers=2,
+                 seed=GENERATED_SEED, dirt_rate=0.05)
     warehouse = root / "warehouse" / "callmetrics.duckdb"
     build(raw, warehouse)
     return BuiltWarehouse(raw, warehouse)
