@@ -27,7 +27,7 @@ demo: install
 
 lint: install-test
 	$(BIN)/ruff check .
-	$(BIN)/sqlfluff lint models tests/dbt macros snapshots --processes 2
+	$(BIN)/sqlfluff lint models tests/dbt snapshots --processes 2
 
 test: install-test lint
 	$(BIN)/dbt parse --quiet

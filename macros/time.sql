@@ -11,5 +11,5 @@
 
 {#- The instant this dbt invocation started: every incremental model stamps it as `_loaded_at`. -#}
 {% macro load_time() -%}
-    cast('{{ run_started_at.isoformat() }}' as timestamptz)
+    cast('{{ run_started_at }}' as timestamptz)
 {%- endmacro %}

@@ -5,6 +5,8 @@ No timing thresholds: the figures are checked for presence and sanity, never for
 
 from __future__ import annotations
 
+import json
+import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,8 @@ from callmetrics.bench.dbt_timing import covered_seconds
 from callmetrics.bench.floor import connect, floor_parts, run_floor
 from callmetrics.bench.measure import StepFailed, run_step
 from callmetrics.bench.naive import naive_payload
-from callmetrics.bench.report import check_targets
+from callmetrics.bench.report import Report, check_targets, render_markdown, write_summary
+from callmetrics.bench.runner import Bench, BenchConfig
 from callmetrics.bench.steps import percentile
 from tests.fixtures.handmade import (
     COUNTED_CALLS,
@@ -155,3 +158,81 @@ def test_targets_apply_at_their_scale_only() -> None:
                       "export_org_30d_median_ms": True, "export_all_seconds": None,
                       "peak_memory_gib": True}  # fmt: skip
     assert check_targets(5_000, figures) == []
+
+
+# -- a tiny run of the whole harness ---------------------------------------------------------
+
+TINY_STEPS = (
+    "generate", "inspect", "floor", "naive", "prepare", "build", "export_org_30d",
+    "export_reseller_30d", "export_all_orgs_whole", "export_all", "increment_generate",
+    "increment_build",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Report, Path]:
+    root = tmp_path_factory.mktemp("bench-tiny")
+    config = BenchConfig(
+        calls=2_000, days=30, orgs=6, resellers=2, out=root / "results", work=root / "work",
+        export_runs=100, all_orgs_runs=2, naive_runs=1, name="tiny",
+    )  # fmt: skip
+    return Bench(config).run(), root / "results"
+
+
+def test_tiny_run_measures_every_step(tiny_run: tuple[Report, Path]) -> None:
+    report, _ = tiny_run
+    assert set(report.runs) == set(TINY_STEPS)
+    for key, run in report.runs.items():
+        assert 10 * MIB < run["peak_rss_bytes"] < 8 * 2**30, key
+        assert run["wall_seconds"] > 0, key
+    for name, value in report.figures.items():
+        assert value is not None, f"figure {name} is missing"
+        assert math.isfinite(value) and value > 0, f"figure {name} = {value}"
+    assert report.runs["export_org_30d"]["figures"]["runs"] == 100
+    assert report.runs["export_reseller_30d"]["figures"]["runs"] == 100
+    org = report.figures
+    assert org["export_org_30d_median_ms"] <= org["export_org_30d_p95_ms"]
+
+
+def test_tiny_run_references_agree_with_the_product(tiny_run: tuple[Report, Path]) -> None:
+    report, _ = tiny_run
+    # The floor counted exactly the calls the exporter reports over the whole range.
+    floor_calls = report.runs["floor"]["figures"]["counted_calls"]
+    assert floor_calls == report.runs["export_all_orgs_whole"]["figures"]["calls"]
+    assert floor_calls > 1_000
+    # The naive pandas payload is the exporter's, field for field.
+    assert report.naive_matches_exporter is True
+    assert report.runs["naive"]["figures"]["calls"] == report.runs["export_org_30d"]["figures"][
+        "calls"
+    ]
+
+
+def test_tiny_run_reads_dbt_timing_apart(tiny_run: tuple[Report, Path]) -> None:
+    report, _ = tiny_run
+    for key in ("build", "increment_build"):
+        figures = report.runs[key]["figures"]
+        assert figures["dbt_model_count"] >= 10, key
+        assert figures["dbt_test_count"] >= 10, key
+        assert 0 < figures["dbt_test_seconds"] < figures["seconds"], key
+        assert figures["dagster_steps"], key
+    added = report.runs["increment_generate"]["figures"]
+    assert added["added_files"] > 0 and added["added_bytes"] > 0
+
+
+def test_tiny_run_writes_complete_tables(tiny_run: tuple[Report, Path]) -> None:
+    report, out = tiny_run
+    saved = json.loads((out / "tiny.json").read_text())
+    assert saved["figures"] == pytest.approx(report.figures)
+    markdown = (out / "tiny.md").read_text()
+    assert markdown == render_markdown(report)
+    table = markdown.split("| step | time | peak memory | notes |")[1].split("\n\n")[0]
+    assert "n/a" not in table
+    for title in ("generate raw data", "floor:", "naive:", "full build", "of which dbt tests",
+                  "of which publishing", "one organization, 30 days", "one reseller, 30 days",
+                  "all organizations, whole range", "export-all", "incremental build"):  # fmt: skip
+        assert title in table, title
+    ratios = markdown.split("| ratio | value |")[1]
+    assert "n/a" not in ratios.split("\n\n")[0]
+    summary = (out / "summary.md").read_text()
+    assert "[tiny](tiny.md)" in summary
+    assert write_summary(out).read_text() == summary

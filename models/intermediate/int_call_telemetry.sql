@@ -26,13 +26,13 @@ with events as (
     where
         event_id is not null
         and call_id is not null
-        {%- if is_incremental() %}
-        and call_id in (
-            select touched.call_id
-            from {{ ref('stg_telemetry__events') }} as touched
-            where touched._loaded_at > {{ loaded_watermark() }}
-        )
-        {%- endif %}
+    {%- if is_incremental() %}
+    and call_id in (
+        select touched.call_id
+        from {{ ref('stg_telemetry__events') }} as touched
+        where touched._loaded_at > {{ loaded_watermark() }}
+    )
+    {%- endif %}
 ),
 
 judged as (

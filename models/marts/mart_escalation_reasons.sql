@@ -1,4 +1,5 @@
-{#- Escalated calls and their time before escalation per organization, UTC 15-minute bucket and normalised reason. -#}
+{#- Escalated calls and their time before escalation
+    per organization, UTC 15-minute bucket and normalised reason. -#}
 {{
     config(
         materialized='incremental',
@@ -20,16 +21,16 @@ touched_buckets as (
 
 counted_calls as (
     select *
-    from {{ ref('fct_calls') }} as fct_calls
-    where fct_calls.is_escalated = 1 and fct_calls.escalation_reason is not null
+    from {{ ref('fct_calls') }}
+    where is_escalated = 1 and escalation_reason is not null
     {%- if is_incremental() %}
-        and exists (
-            select 1
-            from touched_buckets
-            where
-                touched_buckets.organization_id = fct_calls.organization_id
-                and touched_buckets.bucket_start = fct_calls.bucket_start
-        )
+    and exists (
+        select 1
+        from touched_buckets
+        where
+            touched_buckets.organization_id = fct_calls.organization_id
+            and touched_buckets.bucket_start = fct_calls.bucket_start
+    )
     {%- endif %}
 ),
 
@@ -45,7 +46,7 @@ bucket_parts as (
 ),
 
 {% if is_incremental() -%}
-{#- One placeholder per touched bucket, so that a bucket left empty is emptied. -#}
+-- One placeholder per touched bucket, so that a bucket left empty is emptied.
 placeholders as (
     select
         organization_id,

@@ -20,16 +20,16 @@ touched_buckets as (
 
 counted_calls as (
     select *
-    from {{ ref('fct_calls') }} as fct_calls
+    from {{ ref('fct_calls') }}
     where true
     {%- if is_incremental() %}
-        and exists (
-            select 1
-            from touched_buckets
-            where
-                touched_buckets.organization_id = fct_calls.organization_id
-                and touched_buckets.bucket_start = fct_calls.bucket_start
-        )
+    and exists (
+        select 1
+        from touched_buckets
+        where
+            touched_buckets.organization_id = fct_calls.organization_id
+            and touched_buckets.bucket_start = fct_calls.bucket_start
+    )
     {%- endif %}
 ),
 
@@ -47,7 +47,7 @@ bucket_parts as (
 ),
 
 {% if is_incremental() -%}
-{#- One placeholder per touched bucket, so that a bucket left empty is emptied. -#}
+-- One placeholder per touched bucket, so that a bucket left empty is emptied.
 placeholders as (
     select
         organization_id,

@@ -39,8 +39,8 @@ call_versions_judged as (
         on raw_call_versions.call_id = int_calls.call_id
 ),
 
-{#- A version's first row takes the version's reason; its other rows are duplicate copies.
-    Rows without an id or updated_at are not versions: each is left out by itself. -#}
+-- A version's first row takes the version's reason; its other rows are duplicate copies.
+-- Rows without an id or updated_at are not versions: each is left out by itself.
 call_reasons as (
     select
         version_reason as reason,
@@ -66,7 +66,7 @@ events as (
     from {{ ref('stg_telemetry__events') }}
 ),
 
-{#- Events without a call id never reach int_call_telemetry: count them here. -#}
+-- Events without a call id never reach int_call_telemetry: count them here.
 event_row_reasons as (
     select
         case
@@ -111,7 +111,7 @@ event_call_reasons as (
     from call_telemetry
 ),
 
-{#- Metric-level exclusions: events of counted calls skipped by one metric only. -#}
+-- Metric-level exclusions: events of counted calls skipped by one metric only.
 event_metric_reasons as (
     select
         unnest([
@@ -133,7 +133,10 @@ event_metric_reasons as (
 ),
 
 small_table_rows as (
-    {%- for table, key in [('resellers', 'reseller_id'), ('organizations', 'organization_id'), ('agents', 'agent_id')] %}
+    {%- set small_tables = [
+        ('resellers', 'reseller_id'), ('organizations', 'organization_id'), ('agents', 'agent_id')
+    ] %}
+    {%- for table, key in small_tables %}
     select
         '{{ table }}' as source_table,
         count(*) filter (where id is null) as null_id_rows,
@@ -196,7 +199,7 @@ known_reasons as (
         ('agents', 'null_id'),
         ('agents', 'duplicate_id'),
         ('agents', 'invalid_status_reported_inactive')
-    ) as known (source_table, reason)
+    )
 ),
 
 all_reasons as (
@@ -242,7 +245,7 @@ reason_totals as (
     group by source_table, reason
 ),
 
-{#- A full join: a reason missing from the list above still shows. -#}
+-- A full join: a reason missing from the list above still shows.
 reasons_with_totals as (
     select
         coalesce(known_reasons.source_table, reason_totals.source_table) as source_table,

@@ -14,7 +14,11 @@ with fct_buckets as (
 ),
 
 mart_buckets as (
-    {%- for mart in ['mart_metrics', 'mart_daily_volume', 'mart_hourly_distribution', 'mart_resolution_breakdown', 'mart_ai_insights'] %}
+    {%- set call_grain_marts = [
+        'mart_metrics', 'mart_daily_volume', 'mart_hourly_distribution',
+        'mart_resolution_breakdown', 'mart_ai_insights'
+    ] %}
+    {%- for mart in call_grain_marts %}
     select
         '{{ mart }}' as mart,
         organization_id,
@@ -54,6 +58,11 @@ mart_buckets as (
     from {{ ref('mart_metrics') }}
 ),
 
+mart_names as (
+    select distinct mart
+    from mart_buckets
+),
+
 expected as (
     select
         marts.mart,
@@ -67,7 +76,7 @@ expected as (
             else fct_buckets.total_calls
         end as fct_calls
     from fct_buckets
-    cross join (select distinct mart from mart_buckets) as marts
+    cross join mart_names as marts
 )
 
 select

@@ -31,8 +31,8 @@ one_row_per_agent as (
     select *
     from renamed
     qualify row_number() over (
-        partition by agent_id order by updated_at desc nulls last, _source_file desc
-    ) = 1
+            partition by agent_id order by updated_at desc nulls last, _source_file desc
+        ) = 1
 )
 
 select

@@ -30,12 +30,12 @@ with source_rows as (
     where
         id is not null
         and updated_at is not null
-        {%- if is_incremental() %}
-        and updated_at >= {{ calls_reload_since() }}
-        {%- endif %}
+    {%- if is_incremental() %}
+        and updated_at >= {{ calls_reload_since() }}  -- noqa: LT02
+    {%- endif %}
 ),
 
-{#- Rows sharing id and updated_at are identical copies, so any one of them is the version. -#}
+-- Rows sharing id and updated_at are identical copies, so any one of them is the version.
 latest_versions as (
     select *
     from source_rows

@@ -53,9 +53,9 @@ parsed as (
         case
             when event_id is not null and json_valid(payload)
                 then json_extract(
-                    payload,
-                    ['$.ttft_ms', '$.cached_tokens', '$.total_tokens', '$.confidence', '$.status']
-                )
+                        payload,
+                        ['$.ttft_ms', '$.cached_tokens', '$.total_tokens', '$.confidence', '$.status']
+                    )
         end as payload_fields,
         source_file
     from source_rows
@@ -99,7 +99,7 @@ distinct_events as (
     group by event_key
 ),
 
-{#- Every file read gets a marker row, even one without a row lacking an event_id. -#}
+-- Every file read gets a marker row, even one without a row lacking an event_id.
 file_markers as (
     select
         'file:' || files_read.source_file as event_key,
@@ -121,7 +121,7 @@ file_markers as (
 ),
 
 {% if is_incremental() -%}
-{#- An event delivered again keeps its first loaded row and adds the new copies. -#}
+-- An event delivered again keeps its first loaded row and adds the new copies.
 loaded_events as (
     select *
     from {{ this }}

@@ -26,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--work", type=Path, default=None,
                    help="scratch folder for raw data and warehouse "
                    "(default bench/tmp/<label>; emptied first)")  # fmt: skip
+    p.add_argument("--orgs", type=int, default=100, help="organizations (default 100)")
+    p.add_argument("--resellers", type=int, default=10, help="resellers (default 10)")
     p.add_argument("--seed", type=int, default=42, help="generator seed (default 42)")
     p.add_argument("--end", default=None, help="last day of calls, YYYY-MM-DD")
     p.add_argument("--memory-limit", default=None,
@@ -49,6 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     config = BenchConfig(
         calls=args.calls, days=args.days, out=args.out.resolve(), seed=args.seed, end=args.end,
+        orgs=args.orgs, resellers=args.resellers,
         work=(args.work or PROJECT_ROOT / "bench" / "tmp" / f"calls-{args.calls}-days-{args.days}"),
         memory_limit=args.memory_limit, export_runs=args.export_runs,
         all_orgs_runs=args.all_orgs_runs, naive_runs=args.naive_runs, keep=args.keep,

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,9 @@ class StepRun:
     wait4_maxrss_bytes: int
     wall_seconds: float
     log: Path
-    extra: dict[str, Any] = field(default_factory=dict)
+    # The machine's 1-minute load average before and after the step: above the CPU count,
+    # other work competed with the step and its times are too slow.
+    load_average: tuple[float, float] = (0.0, 0.0)
 
 
 def _children(pid: int) -> list[int]:
@@ -123,6 +125,7 @@ def run_step(
     result_path.unlink(missing_ok=True)
     command = [sys.executable, "-m", "callmetrics.bench.steps", name, json.dumps(args),
                str(result_path)]  # fmt: skip
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
     with open(log_path, "w") as log:
         child = subprocess.Popen(
@@ -135,6 +138,7 @@ def run_step(
         sampler.join()
         child.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - started
+    load_after = os.getloadavg()[0]
     if child.returncode != 0 or not result_path.exists():
         raise StepFailed(
             f"step {key} failed (exit {child.returncode}); log {log_path}:\n{_tail(log_path)}"
@@ -151,4 +155,5 @@ def run_step(
         wait4_maxrss_bytes=usage.ru_maxrss * 1024,
         wall_seconds=wall,
         log=log_path,
+        load_average=(load_before, load_after),
     )

@@ -1,40 +1,40 @@
 """The product interfaces the benchmark drives, in one place.
 
-Each function calls the real thing: the synthetic generator, the in-process Dagster build,
-the publishing step. Imports are local so a step's child loads only what it uses.
+Each function calls the real thing: the synthetic generator (``callmetrics.generate``), the
+in-process Dagster build (``callmetrics.pipeline.run_build``, which also publishes). Imports are
+local so a step's child loads only what it uses.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 
-def _call(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call with the keyword arguments the function takes (None values are left out)."""
-    accepted = inspect.signature(func).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
-    given = {k: v for k, v in kwargs.items() if v is not None and (takes_any or k in accepted)}
-    return func(*args, **given)
-
-
-def generate_raw(raw_dir: Path, *, calls: int, days: int, seed: int, end: str | None) -> Any:
+def generate_raw(
+    raw_dir: Path, *, calls: int, days: int, orgs: int, resellers: int, seed: int,
+    end: str | None,
+) -> dict[str, Any]:  # fmt: skip
     from callmetrics.generate import generate_raw as product_generate_raw
 
-    return _call(product_generate_raw, raw_dir, calls=calls, days=days, seed=seed, end=end,
-                 progress=False, quiet=True)  # fmt: skip
+    options: dict[str, Any] = {"calls": calls, "days": days, "orgs": orgs,
+                               "resellers": resellers, "seed": seed}  # fmt: skip
+    if end:
+        options["end_date"] = date.fromisoformat(end)
+    summary = product_generate_raw(raw_dir, **options)
+    return {"rows": dict(summary.rows), "files": dict(summary.files)}
 
 
-def generate_increment(raw_dir: Path, *, day: str, seed: int, calls: int, late_share: float) -> Any:
-    from datetime import date
-
+def generate_increment(
+    raw_dir: Path, *, day: str, seed: int, calls: int, late_share: float
+) -> dict[str, Any]:
     from callmetrics.generate import generate_increment as product_generate_increment
 
-    return product_generate_increment(
+    summary = product_generate_increment(
         raw_dir, day=date.fromisoformat(day), seed=seed, calls=calls, late_share=late_share
     )
+    return {"rows": dict(summary.rows), "changes": dict(summary.changes)}
 
 
 def prepare_pipeline() -> None:

@@ -308,10 +308,23 @@ def render_markdown(report: Report) -> str:
             )
             met = {True: "yes", False: "**no**", None: "n/a"}[t["met"]]
             lines.append(f"| {t['target']} | {_fmt(t['value'], unit)} | {met} |")
+    for key, title in (("build", "full build"), ("increment_build", "incremental build")):
+        steps = report.runs.get(key, {}).get("figures", {}).get("dagster_steps") or {}
+        if steps:
+            lines += ["", f"Dagster steps of the {title} (wall seconds): " + ", ".join(
+                f"`{name}` {seconds:.2f}" for name, seconds in steps.items()
+            ) + "."]  # fmt: skip
     slow = report.runs.get("build", {}).get("figures", {}).get("dbt_slowest_nodes") or []
     if slow:
         lines += ["", "Slowest dbt nodes of the full build (execution time, seconds):", ""]
         lines += [f"- `{n['node']}`: {n['seconds']:.2f}" for n in slow]
+    busy = {k: max(r.get("load_average") or (0.0, 0.0)) for k, r in report.runs.items()}
+    cpus = report.machine.get("cpus") or 1
+    loaded = {k: v for k, v in busy.items() if v > cpus + 0.5}
+    if loaded:
+        lines += ["", f"**Warning**: the machine was busy with other work during "
+                  f"{', '.join(f'{k} (load {v:.1f})' for k, v in loaded.items())}; "
+                  f"those times are too slow.", ""]  # fmt: skip
     if report.notes:
         lines += ["", *[f"- {note}" for note in report.notes]]
     return "\n".join(lines) + "\n"

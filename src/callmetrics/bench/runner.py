@@ -36,6 +36,8 @@ class BenchConfig:
     out: Path
     work: Path
     seed: int = 42
+    orgs: int = 100
+    resellers: int = 10
     end: str | None = None
     memory_limit: str | None = None
     export_runs: int = 100
@@ -92,11 +94,13 @@ class Bench:
             shutil.rmtree(self.work)
         self.work.mkdir(parents=True)
         (self.work / "dagster_home").mkdir()
+        (self.work / "dagster_home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
         started = datetime.now(UTC)
         memory_limit = config.memory_limit or os.environ.get(MEMORY_LIMIT_ENV)
 
         self.step("generate", "generate", {"raw_dir": str(self.raw), "calls": config.calls,
-                  "days": config.days, "seed": config.seed, "end": config.end})  # fmt: skip
+                  "days": config.days, "orgs": config.orgs, "resellers": config.resellers,
+                  "seed": config.seed, "end": config.end})  # fmt: skip
         facts = self.step("inspect", "inspect", {"raw_dir": str(self.raw)}).figures
         last_day = date.fromisoformat(facts["last_day"])
         window = (facts["window_start"], facts["last_day"])
@@ -134,7 +138,8 @@ class Bench:
         naive_matches = _same_payload(naive_out, export_out)
         report = Report(
             label=config.label,
-            scale={"calls": config.calls, "days": config.days, "seed": config.seed,
+            scale={"calls": config.calls, "days": config.days, "orgs": config.orgs,
+                   "resellers": config.resellers, "seed": config.seed,
                    "memory_limit": memory_limit},  # fmt: skip
             facts=facts,
             runs={key: _run_dict(run) for key, run in self.runs.items()},

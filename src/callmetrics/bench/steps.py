@@ -9,10 +9,12 @@ The warehouse and raw directory come from ``CALLMETRICS_WAREHOUSE`` and
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
 import resource
+import shutil
 import statistics
 import sys
 import time
@@ -56,10 +58,11 @@ def generate(args: dict[str, Any]) -> Figures:
 
     raw = Path(args["raw_dir"])
     started = time.perf_counter()
-    generate_raw(raw, calls=args["calls"], days=args["days"], seed=args["seed"],
-                 end=args.get("end"))  # fmt: skip
+    summary = generate_raw(raw, calls=args["calls"], days=args["days"], orgs=args["orgs"],
+                           resellers=args["resellers"], seed=args["seed"],
+                           end=args.get("end"))  # fmt: skip
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, **_raw_size(raw)}
+    return {"seconds": seconds, **_raw_size(raw), "generated": summary}
 
 
 @step
@@ -77,12 +80,13 @@ def increment_generate(args: dict[str, Any]) -> Figures:
     raw = Path(args["raw_dir"])
     before = _raw_size(raw)
     started = time.perf_counter()
-    generate_increment(raw, day=args["day"], seed=args["seed"], calls=args["calls"],
-                       late_share=args["late_share"])  # fmt: skip
+    summary = generate_increment(raw, day=args["day"], seed=args["seed"], calls=args["calls"],
+                                 late_share=args["late_share"])  # fmt: skip
     seconds = time.perf_counter() - started
     after = _raw_size(raw)
     return {"seconds": seconds, "added_bytes": after["raw_bytes"] - before["raw_bytes"],
-            "added_files": after["raw_files"] - before["raw_files"]}  # fmt: skip
+            "added_files": after["raw_files"] - before["raw_files"],
+            "generated": summary}  # fmt: skip
 
 
 def _raw_size(raw: Path) -> Figures:
@@ -138,6 +142,9 @@ def build(args: dict[str, Any]) -> Figures:
     from callmetrics.bench.product import run_build
 
     publishing = _time_publishing()
+    target = Path(os.environ["DBT_TARGET_PATH"])
+    kept = target / "bench-run-results"
+    _keep_run_results(kept)
     since = time.time()
     started = time.perf_counter()
     status = run_build(full_refresh=args["full_refresh"])
@@ -145,10 +152,47 @@ def build(args: dict[str, Any]) -> Figures:
     if status not in (0, None):
         raise SystemExit(f"run_build returned {status}")
     figures: Figures = {"seconds": seconds, **publishing}
-    target = os.environ.get("DBT_TARGET_PATH")
-    if target:
-        figures.update(dbt_timing(Path(target), since))
+    figures.update(dbt_timing(target, since))
+    figures["dagster_steps"] = _dagster_step_seconds()
+    shutil.rmtree(kept, ignore_errors=True)
     return figures
+
+
+def _keep_run_results(into: Path) -> None:
+    """Copy dbt's run_results.json out of each invocation's target folder before it is removed.
+
+    The dbt assets delete a successful invocation's target folder; this wraps
+    ``shutil.rmtree`` in the build's child process so the file is copied first (the folder is
+    still removed, exactly as without the benchmark).
+    """
+    real_rmtree = shutil.rmtree
+    copies = itertools.count()
+
+    def rmtree_keeping_results(path: Any, *a: Any, **k: Any) -> Any:
+        results = Path(path) / "run_results.json"
+        if results.is_file():
+            copy = into / str(next(copies)) / "run_results.json"
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(results, copy)
+        return real_rmtree(path, *a, **k)
+
+    shutil.rmtree = rmtree_keeping_results  # type: ignore[assignment]
+
+
+def _dagster_step_seconds() -> dict[str, float]:
+    """Wall time of each step of the job run just finished, from the Dagster instance."""
+    from dagster import DagsterInstance
+
+    with DagsterInstance.get() as instance:
+        runs = instance.get_runs(limit=1)
+        if not runs:
+            return {}
+        stats = instance.get_run_step_stats(runs[0].run_id)
+    return {
+        s.step_key: round(s.end_time - s.start_time, 3)
+        for s in stats
+        if s.start_time is not None and s.end_time is not None
+    }
 
 
 def _time_publishing() -> Figures:

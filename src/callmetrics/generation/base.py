@@ -13,9 +13,13 @@ from callmetrics.errors import UserError
 from callmetrics.generation.engine import Progress, connect, copy_to_parquet, sql_list, sql_str
 from callmetrics.generation.model import (
     CALL_COLUMNS,
+    EVENT_DIRT_KINDS,
+    EVENT_DIRT_VARIANTS,
+    EVENT_TYPES,
     CallParams,
     build_call_rows,
     build_calls,
+    build_event_pool,
     build_samplers,
     event_plan_sql,
     event_rows_sql,
@@ -297,7 +301,7 @@ def write_call_rows(
         name = stem if file_stem == "part" else f"{stem}-redelivered"
         rows += copy_to_parquet(
             con,
-            f"select {CALL_COLUMNS} from call_rows where {where} order by call_idx, r",
+            f"select {CALL_COLUMNS} from call_rows where {where}",
             table_dir / (part or folder) / f"{name}-0.parquet",
         )
         files += 1
@@ -355,11 +359,9 @@ def event_dirt_counts(con: duckdb.DuckDBPyConnection, cp: CallParams) -> tuple[d
     plan = event_plan_sql(cp, rows_all)
     result = con.execute(
         f"""
-        select etype, edirt, sub, is_copy, call_dirt_never, type_case_varied, occurred_null,
+        select t, e, s, is_copy, never_arrives, type_case_varied, occurred_null,
             status_case_varied, count(*)
-        from (select *, call_idx in (select call_idx from calls_t
-                                     where dirt = 'call_never_arrives') as call_dirt_never
-              from ({plan}))
+        from ({plan})
         group by all
         order by all
         """
@@ -370,19 +372,21 @@ def event_dirt_counts(con: duckdb.DuckDBPyConnection, cp: CallParams) -> tuple[d
     def add(d: dict[str, int], key: str, n: int) -> None:
         d[key] = d.get(key, 0) + n
 
-    for etype, edirt, sub, is_copy, never, case_var, occ_null, status_var, n in result:
+    for t, e, s, is_copy, never, case_var, occ_null, status_var, n in result:
+        kind = EVENT_DIRT_KINDS[e - 1] if e else None
         if is_copy:
             add(dirt, "duplicate_event_rows", n)
-        if never and edirt != "null_call_id":
+        if never and kind != "null_call_id":
             add(dirt, "events_of_calls_never_arriving", n)
-        if edirt == "null_call_id":
+        if kind == "null_call_id":
             add(dirt, "events_null_call_id", n)
-        elif edirt == "unknown_event_type":
+        elif kind == "unknown_event_type":
             add(dirt, "events_unknown_type", n)
-        elif edirt == "malformed_json":
+        elif kind == "malformed_json":
             add(dirt, "events_malformed_json", n)
-        elif edirt is not None:
-            add(dirt, f"events_{edirt}.{etype}.{sub}", n)
+        elif kind is not None:
+            etype = EVENT_TYPES[t]
+            add(dirt, f"events_{kind}.{etype}.{EVENT_DIRT_VARIANTS[(etype, kind)][s]}", n)
         if case_var:
             add(var, "event_type_case_varied", n)
         if occ_null:
@@ -475,6 +479,7 @@ def _generate(
         build_samplers(con, cp)
         build_calls(con, cp)
         build_call_rows(con, cp)
+        build_event_pool(con, cp)
     with prog.step("calls: writing versions"):
         summary.rows["calls"], summary.files["calls"] = write_call_rows(
             con, out_dir / "calls", weekly=True, folder=folder, stem="part"
@@ -485,13 +490,17 @@ def _generate(
             progress=prog,
         )
         summary.rows["telemetry_events"], summary.files["telemetry_events"] = ev_rows, ev_files
+        expected = con.execute("select sum(n_ev + n_dup_ev + n_redeliver) from calls_t").fetchone()
+        if ev_rows != expected[0]:
+            raise RuntimeError(f"wrote {ev_rows} events, expected {expected[0]}")
     with prog.step("counting injected dirt"):
         summary.calls = _call_facts(con)
         summary.dirt = call_dirt_counts(con)
-        summary.dirt.update(_agent_dirt(con))
+        agent_dirt, agent_var = _agent_dirt(con)
+        summary.dirt.update(agent_dirt)
         ev_dirt, ev_var = event_dirt_counts(con, cp)
         summary.dirt.update(ev_dirt)
-        summary.variations = _call_variations(con) | ev_var
+        summary.variations = _call_variations(con) | agent_var | ev_var
     return summary
 
 
@@ -507,7 +516,7 @@ def _call_facts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return {"drawn": row[0], "arrived": row[1], "event_rows": int(row[2] or 0)}
 
 
-def _agent_dirt(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+def _agent_dirt(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, int], dict[str, int]]:
     row = con.execute(
         """
         select
@@ -523,8 +532,7 @@ def _agent_dirt(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         "hard_deleted_agents": row[0],
         "calls_of_hard_deleted_agents": row[1],
         "agents_unknown_status": row[2],
-        "agents_status_case_or_space_varied": row[3],
-    }
+    }, {"agents_status_case_or_space_varied": row[3]}
 
 
 def _call_variations(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

@@ -147,7 +147,7 @@ def copy_to_parquet(con: duckdb.DuckDBPyConnection, select_sql: str, path: Path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = con.execute(
         f"copy ({select_sql}) to {sql_str(str(path))} "
-        "(format parquet, compression zstd, row_group_size 122880)"
+        "(format parquet, compression snappy, row_group_size 122880)"
     ).fetchone()
     return int(rows[0]) if rows else 0
 

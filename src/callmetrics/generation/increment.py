@@ -26,6 +26,7 @@ from callmetrics.generation.model import (
     CallParams,
     build_call_rows,
     build_calls,
+    build_event_pool,
     build_samplers,
     event_select,
 )
@@ -134,6 +135,7 @@ def _increment(
         key=key, n_calls=max(calls, 1), days=1, end_date=day, dirt_rate=dirt,
         forced_dirt=False, cap_date=day + timedelta(days=1),
     )
+    build_event_pool(con, cp)
     new_max_us = prior_max_us
     if calls > 0:
         with prog.step(f"calls: {calls:,} new calls of {day.isoformat()}"):
@@ -174,21 +176,24 @@ def _read_current(con: duckdb.DuckDBPyConnection, raw: Path, key: int) -> None:
     con.execute(
         f"""
         create or replace table cur_orgs as
-        select id, timezone from read_parquet({_glob(raw, 'organizations')}, union_by_name = true)
+        select id, timezone from read_parquet({_glob(raw, 'organizations')}, union_by_name = true,
+            hive_partitioning = false)
         """
     )
     con.execute(
         f"""
         create or replace table cur_agents as
         select id, organization_id, name, status, created_at, updated_at
-        from read_parquet({_glob(raw, 'agents')}, union_by_name = true)
+        from read_parquet({_glob(raw, 'agents')}, union_by_name = true,
+            hive_partitioning = false)
         """
     )
     con.execute(
         f"""
         create or replace table prior as
         select max(epoch_us(updated_at)) as max_updated_us
-        from read_parquet({_glob(raw, 'calls')}, union_by_name = true)
+        from read_parquet({_glob(raw, 'calls')}, union_by_name = true,
+            hive_partitioning = false)
         """
     )
     con.execute(
@@ -196,7 +201,8 @@ def _read_current(con: duckdb.DuckDBPyConnection, raw: Path, key: int) -> None:
         create or replace table old_latest as
         select id, organization_id, agent_id, started_at, ended_at, outcome, transferred_at,
             sentiment, user_corrections, escalation_reason, updated_at
-        from read_parquet({_glob(raw, 'calls')}, union_by_name = true)
+        from read_parquet({_glob(raw, 'calls')}, union_by_name = true,
+            hive_partitioning = false)
         where id is not null
         qualify row_number() over (partition by id order by updated_at desc) = 1
         """
@@ -402,7 +408,8 @@ def _late_events(
     folder = raw / "telemetry_events" / extract_folder(day)
     redelivered_sql = f"""
         select event_id, call_id, event_type, occurred_at, payload
-        from read_parquet({_glob(raw, 'telemetry_events')}, union_by_name = true)
+        from read_parquet({_glob(raw, 'telemetry_events')}, union_by_name = true,
+            hive_partitioning = false)
         where h64({key}, event_id, 700) % 1000 < {1 if dirt > 0 else 0}
     """
     # read before writing anything into telemetry_events, so the copies are of older files
@@ -415,8 +422,7 @@ def _late_events(
             id as call_id, epoch_us(started_at) as started_us,
             epoch_us(ended_at) - epoch_us(started_at) as dur_us,
             1 as n_llm, 0 as n_stt_extra, 2 as n_tool, 4 as n_ev,
-            'resolved' as base_outcome, agent_skill(coalesce(agent_id, id)) as skill,
-            agent_pace(coalesce(agent_id, id)) as pace,
+            agent_skill(coalesce(agent_id, id)) as skill, false as never_arrives,
             1 + (h64({key}, id, 604) % 3)::integer as n_late
         from late_rows
         where h64({key}, id, 605) % 2 = 0 and ended_at >= started_at
@@ -424,7 +430,7 @@ def _late_events(
     )
     rows_sql = """
         select call_idx, call_id, started_us, dur_us, n_llm, n_stt_extra, n_tool, n_ev,
-            base_outcome, skill, pace, false as is_copy, r + 1 as k_eff
+            skill, never_arrives, false as is_copy, r + 1 as k_eff
         from (select *, unnest(range(n_late)) as r from late_ev_calls)
     """
     cp = CallParams(

@@ -7,7 +7,9 @@ Inputs are two small tables the caller creates first:
 
 ``build_calls`` materialises ``calls_t`` (one row per call: its final truth, its dirt kind and
 how many versions and events it has). ``build_call_rows`` expands it into ``call_rows`` (one
-row per raw version). Events are never materialised: ``event_select`` streams them.
+row per raw version). Events are never materialised: ``event_select`` streams them. No query
+sorts: DuckDB keeps insertion order (``preserve_insertion_order``), so rows come out in the order
+they were drawn, the same on every run.
 """
 
 from __future__ import annotations
@@ -217,7 +219,8 @@ def build_calls(con: duckdb.DuckDBPyConnection, p: CallParams) -> None:
                 (base_outcome not in ('voicemail', 'failed', 'no-answer') and secs >= 8
                     and u_analysed >= 0.03) as is_analysed
             from durations
-        )
+        ),
+        finished as (
         select
             call_idx,
             uid({k}, call_idx, 100) as call_id,
@@ -294,21 +297,15 @@ def build_calls(con: duckdb.DuckDBPyConnection, p: CallParams) -> None:
                  else floor(u_tool * 4.2)::integer end as n_tool,
             extract_label(started_us, {p.cap_day}) as ev_part
         from analysed
-        order by call_idx
-        """
-    )
-    # event totals per call and their duplicate copies (same file, and a later file)
-    con.execute(
-        f"""
-        create or replace table calls_t as
+        )
+        -- event totals per call and their duplicate copies (same file, and a later file)
         select *,
             2 * n_llm + n_stt_extra + n_tool as n_ev,
             floor((2 * n_llm + n_stt_extra + n_tool) * {d / 2} + u01({k}, call_idx, 24))::integer
                 as n_dup_ev,
             floor((2 * n_llm + n_stt_extra + n_tool) * {d / 2} + u01({k}, call_idx, 25))::integer
                 as n_redeliver
-        from calls_t
-        order by call_idx
+        from finished
         """
     )
 
@@ -378,7 +375,6 @@ def build_call_rows(con: duckdb.DuckDBPyConnection, p: CallParams) -> None:
             extract_label(updated_us, {p.cap_day}) as part,
             case when is_dup_copy and u_dup < 0.5 then 'redelivered' else 'part' end as file_stem
         from stamped
-        order by call_idx, r
         """
     )
 
@@ -394,37 +390,206 @@ def event_rows_sql(p: CallParams, part: str | None, redelivered: bool) -> str:
     """Rows (call, k_eff) of the events of one weekly file, or of the redelivered copies."""
     k = p.key
     where = f"where ev_part = {sql_str(part)}" if part is not None else ""
-    cols = (
-        "call_idx, call_id, started_us, dur_us, n_llm, n_stt_extra, n_tool, n_ev, "
-        "base_outcome, skill, pace"
-    )
+    cols = "call_idx, call_id, started_us, dur_us, n_llm, n_stt_extra, n_tool, n_ev, skill"
+    inner = f"{cols}, dirt = 'call_never_arrives' as never_arrives"
     if redelivered:
         return f"""
-            select {cols}, true as is_copy,
-                h64({k}, call_idx * 4096 + j, 240) % n_ev as k_eff
-            from (select {cols}, unnest(range(n_redeliver)) as j
+            select {cols}, never_arrives, true as is_copy,
+                (h64({k}, call_idx * 4096 + j, 240) % n_ev)::bigint as k_eff
+            from (select {inner}, unnest(range(n_redeliver)) as j
                   from calls_t where n_redeliver > 0)
         """
     return f"""
-        select {cols}, r >= n_ev as is_copy,
-            case when r < n_ev then r else h64({k}, call_idx * 4096 + r, 230) % n_ev end
-                as k_eff
-        from (select {cols}, unnest(range(n_ev + n_dup_ev)) as r from calls_t {where})
+        select {cols}, never_arrives, r >= n_ev as is_copy,
+            case when r < n_ev then r
+                 else (h64({k}, call_idx * 4096 + r, 230) % n_ev)::bigint end as k_eff
+        from (select {inner}, unnest(range(n_ev + n_dup_ev)) as r from calls_t {where})
     """
 
 
+# Event type codes (t) and dirt codes (e; 0 = clean) used inside the event SQL.
+EVENT_TYPES = ("llm", "stt", "tool")
+# What the variant index (s) of a dirt code means, per event type: the field or the value.
+EVENT_DIRT_VARIANTS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("llm", "missing_field"): ("ttft_ms", "total_tokens", "cached_tokens"),
+    ("llm", "string_number"): ("ttft_ms", "total_tokens"),
+    ("llm", "boolean_value"): ("ttft_ms", "cached_tokens"),
+    ("llm", "out_of_range"): ("negative_ttft_ms", "cached_above_total", "zero_total_tokens"),
+    ("stt", "missing_field"): ("confidence",),
+    ("stt", "string_number"): ("confidence",),
+    ("stt", "boolean_value"): ("confidence",),
+    ("stt", "out_of_range"): ("confidence_above_1", "confidence_below_0"),
+    ("tool", "missing_field"): ("status",),
+    ("tool", "string_number"): ("latency_ms",),
+    ("tool", "boolean_value"): ("status",),
+    ("tool", "out_of_range"): ("status_other",),
+}
+
+
+def _dirt_code(kind: str) -> int:
+    return EVENT_DIRT_KINDS.index(kind) + 1
+
+
+# Payload pool: categories of payload text and how many distinct payloads each holds (a power
+# of two). Events draw one payload of their category: formatting JSON text once per pool entry
+# instead of once per event keeps 25M events fast.
+LLM_TURN_BUCKETS = 30  # clean llm payloads by turn (context grows with the turn), capped
+CAT_STT, CAT_TOOL_OK, CAT_TOOL_ERR = 30, 31, 32
+CAT_UNKNOWN, CAT_MALFORMED, CAT_FIELD_DIRT = 40, 41, 50
+STATUS_VARIED_BELOW = 328  # of 4096 clean tool payloads, these have a status in other case
+
+
+def _pool_categories() -> list[tuple[int, int, int, int, int]]:
+    """(category, size, t, e, s) of every payload category."""
+    cats = [(tb, 2048, 0, 0, 0) for tb in range(LLM_TURN_BUCKETS)]
+    cats += [(CAT_STT, 4096, 1, 0, 0), (CAT_TOOL_OK, 4096, 2, 0, 0), (CAT_TOOL_ERR, 4096, 2, 0, 1)]
+    cats.append((CAT_UNKNOWN, 256, 0, _dirt_code("unknown_event_type"), 0))
+    cats += [(CAT_MALFORMED + t, 1024, t, _dirt_code("malformed_json"), 0) for t in range(3)]
+    for (etype, kind), variants in EVENT_DIRT_VARIANTS.items():
+        t = EVENT_TYPES.index(etype)
+        e = _dirt_code(kind)
+        for s in range(len(variants)):
+            cats.append((CAT_FIELD_DIRT + t * 16 + (e - 4) * 4 + s, 512, t, e, s))
+    return cats
+
+
+def build_event_pool(con: duckdb.DuckDBPyConnection, p: CallParams) -> None:
+    """Create ``ev_pool(pkey, payload)``: every payload text an event can carry."""
+    k = p.key
+    cats = ", ".join(f"({c}, {n}, {t}, {e}, {s})" for c, n, t, e, s in _pool_categories())
+    miss, strn, boolv, oor = (_dirt_code(x) for x in (
+        "missing_field", "string_number", "boolean_value", "out_of_range"))
+    malformed = _dirt_code("malformed_json")
+    unknown = _dirt_code("unknown_event_type")
+    n_bad = len(BAD_TOOL_STATUSES)
+    con.execute(
+        f"""
+        create or replace table ev_pool as
+        with entries as (
+            select cat, t, e, s, unnest(range(size)) as v
+            from (values {cats}) c(cat, size, t, e, s)
+        ),
+        drawn as (
+            select *, cat * 4096 + v as pkey,
+                h64({k}, cat * 4096 + v, 250) as hc, h64({k}, cat * 4096 + v, 251) as hd,
+                case when cat < {LLM_TURN_BUCKETS} then cat
+                     else (h64({k}, cat * 4096 + v, 252) % {LLM_TURN_BUCKETS})::integer end
+                    as turn
+            from entries
+        ),
+        numbers as (
+            select *,
+                u16(hd, 16) as u_var,
+                600 + turn * 140 + floor(u16(hc, 32) * 200)::bigint as prompt,
+                15 + floor(u16(hc, 48) * 110)::bigint as completion,
+                40 + floor(exp(5.0 + 0.9 * z32(hc, 0)))::bigint as latency
+            from drawn
+        ),
+        fields as (
+            select *,
+                case when e = {oor} and s = 2 then 0 else prompt + completion end
+                    as total_tokens,
+                case when e = {oor} and s = 1
+                        then prompt + completion + 1 + floor(u_var * 300)::bigint
+                     when turn = 0 then floor(u16(hd, 0) * 100)::bigint
+                     else floor(prompt * (0.5 + 0.45 * u16(hd, 0)))::bigint end
+                    as cached_tokens,
+                dec1((case when e = {oor} and s = 0 then -1 else 1 end)
+                    * floor(400.0 + 3600.0 * exp(0.4 * z32(hc, 0)))::bigint) as ttft_txt,
+                case when t = 1 and e = {oor} and s = 0
+                        then dec3(1010 + floor(u_var * 300)::bigint)
+                     when t = 1 and e = {oor} then dec3(-10 - floor(u_var * 200)::bigint)
+                     else concat('0.', 100 + floor(885 - 400 * pow(u16(hc, 0), 3))::bigint)
+                end as conf_txt,
+                case
+                    when e = {oor} then {sql_list(BAD_TOOL_STATUSES)}[
+                        floor(u_var * {n_bad})::integer + 1]
+                    else (case when s = 0 then 'success' else 'error' end)
+                end as status_raw
+            from numbers
+        ),
+        bodies as (
+            select *,
+                case
+                    when e = {unknown} then concat('{{"duration_ms": ', latency % 500, '}}')
+                    when t = 0 then concat(
+                        '{{',
+                        case when e = {miss} and s = 0 then '' else '"ttft_ms": ' end,
+                        case when e = {miss} and s = 0 then ''
+                             when e = {strn} and s = 0 then concat('"', ttft_txt, '"')
+                             when e = {boolv} and s = 0 then 'true'
+                             else ttft_txt end,
+                        case when e = {miss} and s = 0 then '' else ', ' end,
+                        '"prompt_tokens": ', prompt,
+                        case when e = {miss} and s = 2 then '' else ', "cached_tokens": ' end,
+                        case when e = {miss} and s = 2 then ''
+                             when e = {boolv} and s = 1 then 'false'
+                             else cached_tokens::varchar end,
+                        ', "completion_tokens": ', completion,
+                        case when e = {miss} and s = 1 then '' else ', "total_tokens": ' end,
+                        case when e = {miss} and s = 1 then ''
+                             when e = {strn} and s = 1 then concat('"', total_tokens, '"')
+                             else total_tokens::varchar end,
+                        '}}')
+                    when t = 1 then concat(
+                        '{{',
+                        case when e = {miss} then '' else '"confidence": ' end,
+                        case when e = {miss} then ''
+                             when e = {strn} then concat('"', conf_txt, '"')
+                             when e = {boolv} then 'true'
+                             else conf_txt end,
+                        case when e = {miss} then '' else ', ' end,
+                        '"text_chars": ', 5 + floor(u16(hc, 32) * 140)::bigint,
+                        '}}')
+                    else concat(
+                        '{{"name": "',
+                        {sql_list(TOOL_NAMES)}[((hc >> 32) % {len(TOOL_NAMES)})::integer + 1],
+                        '"',
+                        case when e = {miss} then '' else ', "status": ' end,
+                        case when e = {miss} then ''
+                             when e = {boolv} then 'true'
+                             when e = 0 and v < {STATUS_VARIED_BELOW} then concat('"',
+                                case when v % 2 = 0 then upper(status_raw)
+                                     else upper(status_raw[1]) || status_raw[2:] end, '"')
+                             else concat('"', status_raw, '"') end,
+                        ', "latency_ms": ',
+                        case when e = {strn} then concat('"', latency, '"')
+                             else latency::varchar end,
+                        '}}')
+                end as body
+            from fields
+        )
+        select pkey,
+            case when e = {malformed}
+                then left(body, greatest(1, floor(length(body) * (0.2 + 0.6 * u_var)))::integer)
+                else body end as payload
+        from bodies
+        order by pkey
+        """
+    )
+
+
 def event_plan_sql(p: CallParams, rows_sql: str) -> str:
-    """Per event row: its type, turn, dirt kind and dirt detail (no text built yet)."""
+    """Per event row, in small integers: type t, turn, dirt code e, dirt variant s, flags, and
+    the key of its payload in ``ev_pool``.
+
+    Everything here is cheap (no text), so the dirt counts can be taken from this alone.
+    """
     k = p.key
     d = p.dirt_rate
     nk = len(EVENT_DIRT_KINDS)
+    n_variants = " ".join(
+        f"when t = {EVENT_TYPES.index(t)} and e = {_dirt_code(kind)} then {len(v)}"
+        for (t, kind), v in EVENT_DIRT_VARIANTS.items()
+    )
+    unknown = _dirt_code("unknown_event_type")
+    malformed = _dirt_code("malformed_json")
     return f"""
         with typed as (
             select *,
-                case when k_eff < 2 * n_llm then
-                        (case when k_eff % 2 = 0 then 'stt' else 'llm' end)
-                     when k_eff < 2 * n_llm + n_stt_extra then 'stt'
-                     else 'tool' end as etype,
+                (case when k_eff < 2 * n_llm then (k_eff + 1) % 2
+                      when k_eff < 2 * n_llm + n_stt_extra then 1
+                      else 2 end)::integer as t,
                 case when k_eff < 2 * n_llm then k_eff // 2
                      when k_eff < 2 * n_llm + n_stt_extra then n_llm
                      else k_eff - 2 * n_llm - n_stt_extra end as turn,
@@ -436,171 +601,78 @@ def event_plan_sql(p: CallParams, rows_sql: str) -> str:
         ),
         dirty as (
             select *,
-                case when u32(ha, 0) < {d * nk} then
-                    {sql_list(EVENT_DIRT_KINDS)}[
-                        floor(u32(ha, 0) / {d if d > 0 else 1})::integer + 1]
-                end as edirt,
-                u16(ha, 32) as u_sub
+                case when u32(ha, 0) < {d * nk}
+                    then floor(u32(ha, 0) / {d if d > 0 else 1})::integer + 1 else 0 end as e
             from hashed
+        ),
+        variants as (
+            select *,
+                floor(u16(ha, 32) * case {n_variants}
+                    when e = {unknown} then {len(UNKNOWN_EVENT_TYPES)} else 1 end)::integer
+                    as s
+            from dirty
+        ),
+        categorised as (
+            select *,
+                case
+                    when e = {unknown} then {CAT_UNKNOWN}
+                    when e = {malformed} then {CAT_MALFORMED} + t
+                    when e >= 4 then {CAT_FIELD_DIRT} + t * 16 + (e - 4) * 4 + s
+                    when t = 0 then least(turn, {LLM_TURN_BUCKETS - 1})
+                    when t = 1 then {CAT_STT}
+                    when u16(hb, 48) < 0.78 + 0.2 * skill then {CAT_TOOL_OK}
+                    else {CAT_TOOL_ERR}
+                end as cat
+            from variants
+        ),
+        keyed as (
+            select *,
+                (hb >> 16) & (case when cat < {LLM_TURN_BUCKETS} then 2047
+                                   when cat < {CAT_UNKNOWN} then 4095
+                                   when cat = {CAT_UNKNOWN} then 255
+                                   when cat < {CAT_FIELD_DIRT} then 1023
+                                   else 511 end) as v
+            from categorised
         )
         select *,
-            case
-                when edirt is null or edirt in ('null_call_id', 'malformed_json') then null
-                when edirt = 'unknown_event_type' then
-                    {sql_list(UNKNOWN_EVENT_TYPES)}[
-                        floor(u_sub * {len(UNKNOWN_EVENT_TYPES)})::integer + 1]
-                when etype = 'llm' then case edirt
-                    when 'missing_field' then
-                        ['ttft_ms', 'total_tokens', 'cached_tokens'][floor(u_sub * 3)::integer + 1]
-                    when 'string_number' then
-                        ['ttft_ms', 'total_tokens'][floor(u_sub * 2)::integer + 1]
-                    when 'boolean_value' then
-                        ['ttft_ms', 'cached_tokens'][floor(u_sub * 2)::integer + 1]
-                    else ['negative_ttft_ms', 'cached_above_total', 'zero_total_tokens'][
-                        floor(u_sub * 3)::integer + 1] end
-                when etype = 'stt' then case edirt
-                    when 'out_of_range' then
-                        ['confidence_above_1', 'confidence_below_0'][floor(u_sub * 2)::integer + 1]
-                    else 'confidence' end
-                else case edirt
-                    when 'string_number' then 'latency_ms'
-                    when 'out_of_range' then 'status_other'
-                    else 'status' end
-            end as sub,
-            u16(ha, 48) < 0.03 and edirt is distinct from 'unknown_event_type'
-                as type_case_varied,
+            (cat * 4096 + v)::bigint as pkey,
+            e <> {unknown} and u16(ha, 48) < 0.03 as type_case_varied,
             u16(hb, 0) < 0.005 as occurred_null,
-            etype = 'tool' and edirt is null and u16(hb, 16) < 0.08 as status_case_varied
-        from dirty
+            cat in ({CAT_TOOL_OK}, {CAT_TOOL_ERR}) and v < {STATUS_VARIED_BELOW}
+                as status_case_varied
+        from keyed
     """
 
 
 def event_select(p: CallParams, rows_sql: str) -> str:
-    """The telemetry_events rows (raw columns only) for the given event rows."""
-    k = p.key
+    """The telemetry_events rows (raw columns only) for the given event rows.
+
+    Needs ``ev_pool`` (``build_event_pool``). Row order follows `rows_sql`.
+    """
     plan = event_plan_sql(p, rows_sql)
-    n_tools = len(TOOL_NAMES)
-    n_bad = len(BAD_TOOL_STATUSES)
+    unknown = _dirt_code("unknown_event_type")
+    null_call = _dirt_code("null_call_id")
     return f"""
-        with plan as ({plan}),
-        hashed as (
-            select *,
-                h64({k}, eidx, 212) as hc, h64({k}, eidx, 213) as hd, h64({k}, eidx, 214) as he
-            from plan
-        ),
-        numbers as (
-            select *,
-                case when etype = 'llm' then floor(400.0 + 3200.0 * exp(0.4 * z32(he, 0))
-                    * (0.8 + 0.3 * pace))::bigint end as ttft10,
-                600 + turn * 140 + floor(u16(hc, 0) * 200)::bigint as prompt,
-                15 + floor(u16(hc, 16) * 110)::bigint as completion,
-                u16(hc, 32) as u_cache,
-                5 + floor(u16(hc, 48) * 140)::bigint as text_chars,
-                case when etype = 'stt' then 100 + floor(885 - 400 * pow(u16(hd, 0), 3))::bigint
-                    end as conf1000,
-                u16(hd, 16) as u_var,
-                case when etype = 'tool' or edirt = 'unknown_event_type'
-                    then 40 + floor(exp(5.0 + 0.9 * z32(he, 32)))::bigint end as latency,
-                case when etype = 'tool'
-                    then started_us + floor(dur_us * (0.1 + 0.8 * u32(hd, 32)))::bigint
-                    else started_us + floor(dur_us * (turn + case when etype = 'llm' then 0.6
-                        else 0.1 end + 0.25 * u32(hd, 32)) / (n_llm + 1))::bigint
-                end as occurred_us
-            from hashed
-        ),
-        fields as (
-            select *,
-                case when edirt = 'out_of_range' and sub = 'zero_total_tokens' then 0
-                     else prompt + completion end as total_tokens,
-                case when edirt = 'out_of_range' and sub = 'cached_above_total'
-                        then prompt + completion + 1 + floor(u_var * 300)::bigint
-                     when turn = 0 then floor(u_cache * 100)::bigint
-                     else floor(prompt * (0.5 + 0.45 * u_cache))::bigint end as cached_tokens,
-                case when etype <> 'llm' then null
-                     when sub = 'negative_ttft_ms' then dec1(-ttft10) else dec1(ttft10) end
-                    as ttft_txt,
-                case when etype <> 'stt' then null
-                     when sub = 'confidence_above_1' then dec3(1010 + floor(u_var * 300)::bigint)
-                     when sub = 'confidence_below_0' then dec3(-10 - floor(u_var * 200)::bigint)
-                     else concat('0.', conf1000) end as conf_txt,
-                case
-                    when etype <> 'tool' then null
-                    when edirt = 'out_of_range' then {sql_list(BAD_TOOL_STATUSES)}[
-                        floor(u_var * {n_bad})::integer + 1]
-                    when u16(hb, 48) < 0.78 + 0.2 * skill then
-                        (case when not status_case_varied then 'success'
-                              when u_var < 0.5 then 'SUCCESS' else 'Success' end)
-                    else (case when not status_case_varied then 'error'
-                               when u_var < 0.5 then 'ERROR' else 'Error' end)
-                end as status_txt,
-                edirt = 'missing_field' as miss,
-                edirt = 'string_number' as strn,
-                edirt = 'boolean_value' as boolv
-            from numbers
-        ),
-        payloads as (
-            select *,
-                case
-                    when edirt = 'unknown_event_type' then
-                        concat('{{"duration_ms": ', latency % 500, '}}')
-                    when etype = 'llm' then concat(
-                        '{{',
-                        case when miss and sub = 'ttft_ms' then '' else '"ttft_ms": ' end,
-                        case when miss and sub = 'ttft_ms' then ''
-                             when strn and sub = 'ttft_ms' then concat('"', ttft_txt, '"')
-                             when boolv and sub = 'ttft_ms' then 'true'
-                             else ttft_txt end,
-                        case when miss and sub = 'ttft_ms' then '' else ', ' end,
-                        '"prompt_tokens": ', prompt,
-                        case when miss and sub = 'cached_tokens' then ''
-                             else ', "cached_tokens": ' end,
-                        case when miss and sub = 'cached_tokens' then ''
-                             when boolv and sub = 'cached_tokens' then 'false'
-                             else cached_tokens::varchar end,
-                        ', "completion_tokens": ', completion,
-                        case when miss and sub = 'total_tokens' then ''
-                             else ', "total_tokens": ' end,
-                        case when miss and sub = 'total_tokens' then ''
-                             when strn and sub = 'total_tokens'
-                                then concat('"', total_tokens, '"')
-                             else total_tokens::varchar end,
-                        '}}')
-                    when etype = 'stt' then concat(
-                        '{{',
-                        case when miss then '' else '"confidence": ' end,
-                        case when miss then ''
-                             when strn then concat('"', conf_txt, '"')
-                             when boolv then 'true'
-                             else conf_txt end,
-                        case when miss then '' else ', ' end,
-                        '"text_chars": ', text_chars,
-                        '}}')
-                    else concat(
-                        '{{"name": "',
-                        {sql_list(TOOL_NAMES)}[((hb >> 32) % {n_tools})::integer + 1],
-                        '"',
-                        case when miss then '' else ', "status": ' end,
-                        case when miss then ''
-                             when boolv then 'true'
-                             else concat('"', status_txt, '"') end,
-                        ', "latency_ms": ',
-                        case when strn then concat('"', latency, '"') else latency::varchar end,
-                        '}}')
-                end as body
-            from fields
-        )
         select
-            uid({k}, eidx, 200) as event_id,
-            case when edirt = 'null_call_id' then null else call_id end as call_id,
+            ((((ev.ha & 18446744073709490175::ubigint) | 16384::ubigint)::uhugeint << 64)
+              | ((ev.hb & 4611686018427387903::ubigint) | 9223372036854775808::ubigint)
+            )::uuid::varchar as event_id,
+            case when ev.e = {null_call} then null else ev.call_id end as call_id,
             case
-                when edirt = 'unknown_event_type' then sub
-                when type_case_varied then
-                    (case when u_var < 0.5 then upper(etype) else upper(etype[1]) || etype[2:] end)
-                else etype
+                when ev.e = {unknown} then {sql_list(UNKNOWN_EVENT_TYPES)}[ev.s + 1]
+                when not ev.type_case_varied then {sql_list(EVENT_TYPES)}[ev.t + 1]
+                when (ev.ha >> 48) % 2 = 0
+                    then {sql_list([x.upper() for x in EVENT_TYPES])}[ev.t + 1]
+                else {sql_list([x.capitalize() for x in EVENT_TYPES])}[ev.t + 1]
             end as event_type,
-            case when occurred_null then null else ts_of(occurred_us) end as occurred_at,
-            case when edirt = 'malformed_json'
-                then left(body, greatest(1, floor(length(body) * (0.2 + 0.6 * u_var)))::integer)
-                else body end as payload
-        from payloads
+            case when ev.occurred_null then null
+                 when ev.t = 2 then ts_of(ev.started_us
+                    + floor(ev.dur_us * (0.1 + 0.8 * u16(ev.hb, 32)))::bigint)
+                 else ts_of(ev.started_us + floor(ev.dur_us * (ev.turn
+                    + case when ev.t = 0 then 0.6 else 0.1 end + 0.25 * u16(ev.hb, 32))
+                    / (ev.n_llm + 1))::bigint)
+            end as occurred_at,
+            pool.payload
+        from ({plan}) ev
+        join ev_pool pool on pool.pkey = ev.pkey
     """

@@ -1,0 +1,1 @@
+"""Dagster orchestration of the callmetrics warehouse (see `orchestration.definitions`)."""

@@ -1,0 +1,1 @@
+"""Asset definitions: raw sources, the dbt project, the exported payloads."""

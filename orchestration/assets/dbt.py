@@ -1,0 +1,74 @@
+"""The dbt project as assets: snapshots first, then seeds, models and their tests.
+
+Two `@dbt_assets` ops: the snapshots with their upstream staging views, then everything else,
+so the agents snapshot is taken before any model reads it and the run shows the two steps.
+Both share the daily partitions and a single-run backfill policy: a range of days is one
+`dbt build`, never one per day. dbt writes the run's work file (`orchestration.assets.publish`),
+never the live warehouse. dbt tests arrive as asset checks; a
+failing test fails the step, so nothing downstream (the export) runs on bad data.
+"""
+
+# No `from __future__ import annotations`: Dagster reads the context annotations at runtime.
+
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+from dagster import AssetExecutionContext, Config
+from dagster_dbt import DbtCliResource, dbt_assets
+
+from orchestration.assets.publish import store
+from orchestration.partitions import DAILY, SINGLE_RUN
+from orchestration.project import DBT_PROJECT, TRANSLATOR
+
+# The snapshots and what they read (the agents' staging view): the first dbt step.
+SNAPSHOTS_SELECT = "+resource_type:snapshot"
+
+
+class DbtBuildConfig(Config):
+    """Run config of the models step: `full_refresh` rebuilds every incremental model."""
+
+    full_refresh: bool = False
+
+
+def _build(context: AssetExecutionContext, dbt: DbtCliResource, args: list[str]) -> Iterator[Any]:
+    """Run dbt on the run's work file; on success drop its per-invocation target folder (it is
+    kept after a failure, for the logs and run_results.json)."""
+    # dbt starts inside `cli()`, reading CALLMETRICS_WAREHOUSE then: the work file of this run.
+    with store().building(context.run.run_id):
+        invocation = dbt.cli(args, context=context)
+    yield from invocation.stream()
+    shutil.rmtree(invocation.target_path, ignore_errors=True)
+
+
+@dbt_assets(
+    manifest=DBT_PROJECT.manifest_path,
+    project=DBT_PROJECT,
+    select=SNAPSHOTS_SELECT,
+    name="dbt_snapshots",
+    dagster_dbt_translator=TRANSLATOR,
+    partitions_def=DAILY,
+    backfill_policy=SINGLE_RUN,
+)
+def dbt_snapshots(context: AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
+    """`dbt build` of the snapshots, what they read and their tests."""
+    yield from _build(context, dbt, ["build"])
+
+
+@dbt_assets(
+    manifest=DBT_PROJECT.manifest_path,
+    project=DBT_PROJECT,
+    exclude=SNAPSHOTS_SELECT,
+    name="dbt_models",
+    dagster_dbt_translator=TRANSLATOR,
+    partitions_def=DAILY,
+    backfill_policy=SINGLE_RUN,
+)
+def dbt_models(
+    context: AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig
+) -> Iterator[Any]:
+    """`dbt build` of seeds, models and tests; incremental unless `full_refresh`."""
+    args = ["build"]
+    if config.full_refresh:
+        args.append("--full-refresh")
+    yield from _build(context, dbt, args)

@@ -1,0 +1,284 @@
+"""`callmetrics build`: run the Dagster `nightly` job in process, as the schedule does.
+
+The command and the schedule cannot drift apart: both run the job of
+`orchestration.definitions` (raw freshness checks, snapshot, dbt models and tests, mart
+freshness, export). The command picks the partition from the data: the UTC day of the newest
+call in the raw directory (clamped to the partitions), i.e. the extract's day that just ended.
+
+Progress goes to standard error one step at a time; dbt's own output goes to a log file beside
+the warehouse (`build.log`), named in the error line when something fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, TextIO
+
+from callmetrics.errors import UserError
+from callmetrics.settings import PROJECT_ROOT, Settings
+
+DAGSTER_HOME_ENV = "DAGSTER_HOME"
+DEFAULT_DAGSTER_HOME = PROJECT_ROOT / "dagster_home"
+LOG_NAME = "build.log"
+PROGRESS_LOGGER = "callmetrics_progress"
+
+# Human names of the job's steps (anything else is shown by its step key).
+STEP_LABELS = {
+    "raw_sources_fresh": "checking the raw sources' freshness",
+    "dbt_snapshots": "dbt: snapshot of the agents",
+    "dbt_models": "dbt: seeds, models and tests",
+    "warehouse__published_version": "publishing the new warehouse version",
+    "exports__metrics_payloads": "exporting payloads (day and trailing 30 days)",
+}
+EXPORT_STEP = "exports__metrics_payloads"
+_DBT_ERROR_LINE = re.compile(
+    r"^\s*(?:\x1b\[[0-9;]*m)*((?:Failure|Database Error|Compilation Error|Runtime Error|Error)"
+    r" in \S+ \S+.*?)(?:\x1b\[0m)?\s*$"
+)
+
+
+@dataclass
+class BuildReport:
+    """What happened, gathered from the run's events as they arrive."""
+
+    stream: TextIO
+    built: list[str] = field(default_factory=list)
+    tests_passed: int = 0
+    checks_passed: int = 0
+    checks_failed: list[str] = field(default_factory=list)
+    checks_warned: list[str] = field(default_factory=list)
+    step_failures: list[str] = field(default_factory=list)
+
+    def say(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def on_event(self, event: Any) -> None:
+        kind = event.event_type_value
+        if kind == "STEP_START":
+            step = event.step_key or ""
+            label = STEP_LABELS.get(step) or (
+                "checking the marts' freshness" if step.endswith("covers_run_day") else step
+            )
+            self.say(f"  - {label}")
+        elif kind == "ASSET_MATERIALIZATION" and event.asset_key is not None:
+            name = ".".join(event.asset_key.path)
+            if event.step_key and event.step_key.startswith("dbt_"):
+                self.built.append(name)
+                self.say(f"      built {name}")
+        elif kind == "ASSET_CHECK_EVALUATION":
+            evaluation = event.event_specific_data
+            name = f"{'.'.join(evaluation.asset_key.path)}:{evaluation.check_name}"
+            if evaluation.passed:
+                if (event.step_key or "").startswith("dbt_"):
+                    self.tests_passed += 1
+                else:
+                    self.checks_passed += 1
+            elif evaluation.severity.value == "WARN":
+                self.checks_warned.append(name)
+                self.say(f"      warning: {_check_text(evaluation, name)}")
+            else:
+                self.checks_failed.append(_check_text(evaluation, name))
+                self.say(f"      FAILED {_check_text(evaluation, name)}")
+        elif kind == "STEP_SUCCESS":
+            millis = getattr(event.event_specific_data, "duration_ms", None)
+            if millis is not None:
+                self.say(f"      ok ({millis / 1000:.1f} s)")
+        elif kind == "STEP_FAILURE":
+            error = getattr(event.event_specific_data, "error", None)
+            while error is not None and error.cause is not None:
+                error = error.cause  # the user code's own error, not Dagster's wrapper
+            message = (error.message.strip().splitlines() or [""])[0] if error else ""
+            message = re.sub(r"^[\w.]+(?:Error|Exception): ", "", message)
+            self.step_failures.append(f"step {event.step_key} failed: {message}".rstrip(": "))
+
+
+def _check_text(evaluation: Any, name: str) -> str:
+    description = evaluation.description
+    if description:
+        return description
+    rows = evaluation.metadata.get("dagster_dbt/failed_row_count")
+    detail = f" ({rows.value} failing rows)" if rows is not None else ""
+    return f"dbt test {evaluation.check_name} on {'.'.join(evaluation.asset_key.path)}{detail}"
+
+
+class _ProgressHandler(logging.Handler):
+    def __init__(self, report: BuildReport) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.report = report
+
+    def emit(self, record: logging.LogRecord) -> None:
+        meta = getattr(record, "dagster_meta", None) or {}
+        event = meta.get("dagster_event")
+        if event is not None:
+            self.report.on_event(event)
+
+
+def _progress_logger_def(report: BuildReport) -> Any:
+    from dagster import logger
+
+    @logger(description="callmetrics build: one line per step on standard error")
+    def progress(_init_context: Any) -> logging.Logger:
+        log = logging.getLogger(f"callmetrics.build.{id(report)}")
+        log.setLevel(logging.DEBUG)
+        log.propagate = False
+        log.handlers = [_ProgressHandler(report)]
+        return log
+
+    return progress
+
+
+def prepare_environment(settings: Settings) -> None:
+    """Environment that dbt and Dagster read: paths, DAGSTER_HOME, `dbt` on PATH."""
+    settings.export_env()
+    os.environ.setdefault(DAGSTER_HOME_ENV, str(DEFAULT_DAGSTER_HOME))
+    Path(os.environ[DAGSTER_HOME_ENV]).mkdir(parents=True, exist_ok=True)
+    bin_dir = Path(sys.executable).parent
+    path = os.environ.get("PATH", "")
+    if (bin_dir / "dbt").exists() and str(bin_dir) not in path.split(os.pathsep):
+        os.environ["PATH"] = f"{bin_dir}{os.pathsep}{path}"
+    try:
+        settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(
+            f"cannot create the warehouse folder {settings.warehouse.parent}: "
+            f"{exc.strerror or exc}"
+        ) from None
+
+
+def as_of_day(raw_dir: Path) -> date:
+    """The partition a build runs for: the UTC day of the newest raw call, within the partitions.
+
+    With no call at all, the latest partition (the raw freshness check then says why it fails).
+    """
+    from orchestration.assets.raw import newest_value
+    from orchestration.partitions import first_partition_day, latest_partition_day
+
+    newest = newest_value(raw_dir, "calls", "started_at")
+    latest = latest_partition_day()
+    if newest is None:
+        return latest
+    return max(first_partition_day(), min(newest.date(), latest))
+
+
+@contextlib.contextmanager
+def _quiet_dagster_loggers() -> Iterator[None]:
+    """dagster-dbt logs each dbt command at INFO on stderr: keep stderr to the progress lines."""
+    loggers = [logging.getLogger(name) for name in ("dagster", "dagster.builtin")]
+    levels = [log.level for log in loggers]
+    for log in loggers:
+        log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for log, level in zip(loggers, levels, strict=True):
+            log.setLevel(level)
+
+
+def _plain(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;]*m", "", text).strip()
+
+
+def _first_dbt_error(log_path: Path) -> str | None:
+    """The first 'Failure in test x' / 'Database Error in model y' line of dbt's output, or
+    what follows 'Encountered an error:' when dbt could not even start (a parsing error)."""
+    if not log_path.exists():
+        return None
+    lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+    for index, line in enumerate(lines):
+        if _plain(line) == "Encountered an error:":
+            detail = [_plain(text) for text in lines[index + 1 : index + 4] if _plain(text)]
+            return "dbt: " + ": ".join(detail[:2])
+        match = _DBT_ERROR_LINE.match(line)
+        if match:
+            detail = next((_plain(t) for t in lines[index + 1 : index + 4] if _plain(t)), "")
+            return f"{match.group(1).strip()}: {detail}" if detail else match.group(1).strip()
+    return None
+
+
+def failure_line(report: BuildReport, log_path: Path) -> str:
+    """One line saying what failed and, when it failed before the export, that it did not run."""
+    if report.step_failures and report.step_failures[0].startswith(f"step {EXPORT_STEP} "):
+        return f"{report.step_failures[0]} (full log: {log_path})"
+    if report.checks_failed:
+        what = report.checks_failed[0]
+        more = len(report.checks_failed) - 1
+        if more:
+            what += f" (and {more} more failed check{'s' if more > 1 else ''})"
+    else:
+        what = _first_dbt_error(log_path) or (
+            report.step_failures[0] if report.step_failures else "the run failed"
+        )
+    return f"{what}; the export did not run (full log: {log_path})"
+
+
+def run_build(full_refresh: bool = False) -> int:
+    """Run the nightly job once over CALLMETRICS_RAW_DIR into CALLMETRICS_WAREHOUSE."""
+    from callmetrics.preflight import check_raw_dir
+
+    started = time.monotonic()
+    settings = Settings.from_env()
+    inventory = check_raw_dir(settings.raw_dir)
+    prepare_environment(settings)
+    report = BuildReport(stream=sys.stderr)
+    files = sum(len(found) for found in inventory.files.values())
+    report.say(f"callmetrics build: raw {settings.raw_dir} ({files} Parquet files)")
+    report.say(f"  warehouse {settings.warehouse}")
+    report.say("  - loading the Dagster definitions (parsing the dbt project if it changed)")
+
+    from dagster import BetaWarning, DagsterInstance, PreviewWarning
+
+    # Dagster flags single-run backfill policies as beta: not news to someone running a build.
+    warnings.filterwarnings("ignore", category=BetaWarning)
+    warnings.filterwarnings("ignore", category=PreviewWarning)
+    from orchestration.definitions import NIGHTLY_JOB, defs
+
+    day = as_of_day(settings.raw_dir)
+    report.say(
+        f"  running job '{NIGHTLY_JOB}' for {day.isoformat()}"
+        + (" with a full refresh" if full_refresh else "")
+    )
+    job = defs.resolve_job_def(NIGHTLY_JOB).with_logger_defs(
+        {PROGRESS_LOGGER: _progress_logger_def(report)}
+    )
+    run_config = {
+        "ops": {"dbt_models": {"config": {"full_refresh": full_refresh}}},
+        "loggers": {PROGRESS_LOGGER: {}},
+    }
+    log_path = settings.warehouse.parent / LOG_NAME
+    with (
+        log_path.open("w", encoding="utf-8") as log_file,
+        contextlib.redirect_stdout(log_file),
+        _quiet_dagster_loggers(),
+        DagsterInstance.get() as instance,
+    ):
+        result = job.execute_in_process(
+            run_config=run_config,
+            instance=instance,
+            partition_key=day.isoformat(),
+            raise_on_error=False,
+            tags={"callmetrics/trigger": "cli"},
+        )
+    elapsed = time.monotonic() - started
+    if not result.success:
+        print(f"callmetrics build: error: {failure_line(report, log_path)}", file=sys.stderr)
+        return 1
+    from orchestration.assets.export import export_dir
+
+    warned = f", {len(report.checks_warned)} warnings" if report.checks_warned else ""
+    report.say(
+        f"callmetrics build: done in {elapsed:.1f} s: {len(report.built)} dbt nodes built, "
+        f"{report.tests_passed} dbt tests and {report.checks_passed} freshness checks passed"
+        f"{warned}; payloads for {day.isoformat()} in "
+        f"{export_dir(settings) / day.isoformat()}"
+    )
+    return 0
