@@ -199,7 +199,7 @@ known_reasons as (
         ('agents', 'null_id'),
         ('agents', 'duplicate_id'),
         ('agents', 'invalid_status_reported_inactive')
-    )
+    ) as known (source_table, reason)  -- noqa: AL05
 ),
 
 all_reasons as (
