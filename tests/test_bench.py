@@ -185,6 +185,7 @@ def test_tiny_run_measures_every_step(tiny_run: tuple[Report, Path]) -> None:
     for key, run in report.runs.items():
         assert 10 * MIB < run["peak_rss_bytes"] < 8 * 2**30, key
         assert run["wall_seconds"] > 0, key
+        assert run["cpu_seconds"] > 0, key
     for name, value in report.figures.items():
         assert value is not None, f"figure {name} is missing"
         assert math.isfinite(value) and value > 0, f"figure {name} = {value}"
@@ -225,7 +226,8 @@ def test_tiny_run_writes_complete_tables(tiny_run: tuple[Report, Path]) -> None:
     assert saved["figures"] == pytest.approx(report.figures)
     markdown = (out / "tiny.md").read_text()
     assert markdown == render_markdown(report)
-    table = markdown.split("| step | time | peak memory | notes |")[1].split("\n\n")[0]
+    table = markdown.split("| step | time | peak memory | CPU time of wall time | notes |")[1]
+    table = table.split("\n\n")[0]
     assert "n/a" not in table
     for title in ("generate raw data", "floor:", "naive:", "full build", "of which dbt tests",
                   "of which publishing", "one organization, 30 days", "one reseller, 30 days",

@@ -10,6 +10,10 @@ of one step never include another's. Two memory figures are taken and the larger
 - ``tree``: the sum of ``VmRSS`` over the child and all its descendants, sampled every 20 ms
   from ``/proc`` (catches a parent and a subprocess both holding memory at once).
 
+``cpu_seconds`` is the user and system CPU time of the child and the descendants it waited
+for (``wait4``): on a machine shared with other work it shows how much of a step's wall time
+was its own work.
+
 The step times itself in the child (the parts that matter, not interpreter start-up) and
 writes its figures as JSON to a file the parent reads.
 """
@@ -43,6 +47,9 @@ class StepRun:
     wait4_maxrss_bytes: int
     wall_seconds: float
     log: Path
+    # CPU time (user + system) of the child and every descendant it waited for (dbt): on a
+    # machine shared with other work, wall time grows with the competition, CPU time much less.
+    cpu_seconds: float = 0.0
     # The machine's 1-minute load average before and after the step: above the CPU count,
     # other work competed with the step and its times are too slow.
     load_average: tuple[float, float] = (0.0, 0.0)
@@ -155,5 +162,6 @@ def run_step(
         wait4_maxrss_bytes=usage.ru_maxrss * 1024,
         wall_seconds=wall,
         log=log_path,
+        cpu_seconds=usage.ru_utime + usage.ru_stime,
         load_average=(load_before, load_after),
     )

@@ -195,18 +195,25 @@ def _mem(run: dict[str, Any] | None) -> str:
     return "n/a" if run is None else f"{run['peak_rss_bytes'] / MIB:,.0f} MiB"
 
 
+def _cpu(run: dict[str, Any] | None) -> str:
+    """The step's CPU time and its wall time (the child's, start-up included)."""
+    if run is None or not run.get("cpu_seconds"):
+        return "n/a"
+    return f"{run['cpu_seconds']:,.1f} s of {run['wall_seconds']:,.1f} s"
+
+
 def _fig(run: dict[str, Any] | None, key: str, default: Any = None) -> Any:
     return default if run is None else run["figures"].get(key, default)
 
 
-def step_rows(report: Report) -> list[tuple[str, str, str, str]]:
-    """(step, time, peak memory, notes) for the markdown table."""
+def step_rows(report: Report) -> list[tuple[str, str, str, str, str]]:
+    """(step, time, peak memory, CPU time, notes) for the markdown table."""
     runs, f, facts = report.runs, report.figures, report.facts
-    rows: list[tuple[str, str, str, str]] = []
+    rows: list[tuple[str, str, str, str, str]] = []
 
     def add(key: str, title: str, time: str, notes: str = "") -> None:
         if key in runs:
-            rows.append((title, time, _mem(runs.get(key)), notes))
+            rows.append((title, time, _mem(runs.get(key)), _cpu(runs.get(key)), notes))
 
     gen = runs.get("generate")
     add("generate", "generate raw data", _fmt(f["generate_seconds"]),
@@ -225,13 +232,14 @@ def step_rows(report: Report) -> list[tuple[str, str, str, str]]:
         f"dbt models {_fmt(_fig(build, 'dbt_model_seconds'))}, snapshots "
         f"{_fmt(_fig(build, 'dbt_snapshot_seconds'))}")  # fmt: skip
     if "build" in runs:
-        rows.append(("  of which dbt tests", _fmt(f["full_build_dbt_tests_seconds"]), "",
+        rows.append(("  of which dbt tests", _fmt(f["full_build_dbt_tests_seconds"]), "", "",
                      f"{_fig(build, 'dbt_test_count', 0)} tests (time any test was running)"))
         if f["full_build_publish_seconds"] is not None:
-            rows.append(("  of which publishing", _fmt(f["full_build_publish_seconds"]), "",
-                         "audit, stamp, checkpoint, Parquet copies, link switch; preparing "
-                         f"the work file {_fmt(f['full_build_prepare_work_seconds'])}"))
-        rows.append(("  full build without dbt tests", _fmt(f["full_build_seconds"]), "",
+            rows.append(("  of which publishing", _fmt(f["full_build_publish_seconds"]), "", "",
+                         f"{_publish_notes(build)}; preparing the work file "
+                         f"{_fmt(f['full_build_prepare_work_seconds'])} "
+                         f"({_fig(build, 'work_method', 'n/a')})"))
+        rows.append(("  full build without dbt tests", _fmt(f["full_build_seconds"]), "", "",
                      "the figure compared with the floor"))  # fmt: skip
     org = runs.get("export_org_30d")
     add("export_org_30d", "export: one organization, 30 days, warm",
@@ -258,10 +266,24 @@ def step_rows(report: Report) -> list[tuple[str, str, str, str]]:
     add("increment_build", "nightly increment: incremental build",
         _fmt(f["increment_build_total_seconds"]),
         f"of which dbt tests {_fmt(_fig(incb, 'dbt_test_seconds'))}, publishing "
-        f"{_fmt(f['increment_publish_seconds'])} (work file "
-        f"{_fmt(f['increment_prepare_work_seconds'])}); without tests "
-        f"{_fmt(f['increment_build_seconds'])}")  # fmt: skip
+        f"{_fmt(f['increment_publish_seconds'])} ({_publish_notes(incb)}), preparing the work "
+        f"file {_fmt(f['increment_prepare_work_seconds'])} ({_fig(incb, 'work_method', 'n/a')}"
+        f"); without tests {_fmt(f['increment_build_seconds'])}")  # fmt: skip
     return rows
+
+
+def _publish_notes(run: dict[str, Any] | None) -> str:
+    """The publish step's own breakdown and the sizes it left, as the store recorded them."""
+    parts = _fig(run, "publish_breakdown_seconds") or {}
+    shown = ", ".join(f"{k} {v:.2f} s" for k, v in parts.items() if k in (
+        "checkpoint", "parquet", "switch"))  # fmt: skip
+    sizes = []
+    for key, title in (("warehouse_bytes", "warehouse"), ("parquet_bytes", "Parquet copies")):
+        value = _fig(run, key)
+        if isinstance(value, int | float):
+            sizes.append(f"{title} {value / MIB:,.0f} MiB")
+    return "; ".join(p for p in ("audit+stamp+checkpoint, Parquet, switch: " + shown
+                                 if shown else "", ", ".join(sizes)) if p) or "n/a"
 
 
 def render_markdown(report: Report) -> str:
@@ -280,10 +302,10 @@ def render_markdown(report: Report) -> str:
         f"reseller (`{report.facts.get('busiest_reseller')}`) over "
         f"{report.facts.get('window_start')} to {report.facts.get('last_day')}.",
         "",
-        "| step | time | peak memory | notes |",
-        "|---|---|---|---|",
+        "| step | time | peak memory | CPU time of wall time | notes |",
+        "|---|---|---|---|---|",
     ]
-    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in step_rows(report)]
+    lines += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in step_rows(report)]
     lines += [
         "",
         "| ratio | value |",

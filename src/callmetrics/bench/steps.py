@@ -151,7 +151,7 @@ def build(args: dict[str, Any]) -> Figures:
     seconds = time.perf_counter() - started
     if status not in (0, None):
         raise SystemExit(f"run_build returned {status}")
-    figures: Figures = {"seconds": seconds, **publishing}
+    figures: Figures = {"seconds": seconds, **publishing, **_published_version()}
     figures.update(dbt_timing(target, since))
     figures["dagster_steps"] = _dagster_step_seconds()
     shutil.rmtree(kept, ignore_errors=True)
@@ -192,6 +192,31 @@ def _dagster_step_seconds() -> dict[str, float]:
         s.step_key: round(s.end_time - s.start_time, 3)
         for s in stats
         if s.start_time is not None and s.end_time is not None
+    }
+
+
+def _published_version() -> Figures:
+    """What the store recorded for the version this build published: how its work file was
+    prepared (fresh, reuse of an older version, or a copy of the live one), the publish step's
+    own breakdown (checkpoint, Parquet copies, link switch) and the sizes it left."""
+    try:
+        from callmetrics.publishing.store import WarehouseStore
+    except ImportError:
+        return {}
+    store = WarehouseStore.from_settings()
+    live = store.live()
+    if live is None:
+        return {}
+    path = store.live_path()
+    parquet = store.parquet_dir / live.name
+    return {
+        "published_version": live.name,
+        "work_method": live.method,
+        "publish_breakdown_seconds": dict(live.publish_seconds),
+        "warehouse_bytes": path.stat().st_size if path is not None and path.exists() else None,
+        "parquet_bytes": sum(f.stat().st_size for f in parquet.rglob("*") if f.is_file())
+        if parquet.is_dir()
+        else None,
     }
 
 
