@@ -1,5 +1,5 @@
-"""Screenshots of the Dagster UI: start `dagster dev` in the project root, open the asset graph
-and the nightly schedule in headless Chromium, save PNGs (default: docs/images/).
+"""Screenshots of the Dagster UI: start `dagster dev` in the project root, open the asset graph,
+the marts group and the nightly schedule in headless Chromium, save PNGs (default: docs/images/).
 
     .venv/bin/python scripts/screenshot_dagster.py [--out DIR] [--port N]
 
@@ -220,17 +220,21 @@ def main() -> int:
             browser.open(f"{dagster.url}/asset-groups")
             browser.wait_text("Global asset lineage")
             browser.wait_text("marts")
-            time.sleep(3)
-            browser.alt_key("e")  # the graph's shortcut: expand every group
-            browser.wait_text("mart_metrics")
             time.sleep(8)  # layout and the fit-to-screen animation
             browser.screenshot(args.out / "dagster-asset-graph.png")
+            # One mart's lineage, every asset shown: raw files to the payloads.
+            browser.open(f"{dagster.url}/assets/marts/mart_metrics?view=lineage&lineageDepth=4")
+            browser.wait_text("int_calls")
+            time.sleep(8)
+            browser.screenshot(args.out / "dagster-mart-lineage.png")
             browser.open(f"{dagster.url}/locations/callmetrics/schedules/nightly_schedule")
             browser.wait_text("nightly_schedule")
             time.sleep(5)
             browser.screenshot(args.out / "dagster-nightly-schedule.png")
         except SystemExit:
             print((work / "dagster.log").read_text()[-3000:], file=sys.stderr)
+            if browser is not None:
+                browser.screenshot(args.out / "failed-page.png")
             raise
         finally:
             if browser is not None:
