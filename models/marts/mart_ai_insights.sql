@@ -42,13 +42,13 @@ bucket_parts as (
         cast(sum(has_corrections_data) as bigint) as corrections_calls,
         cast(sum(has_zero_corrections) as bigint) as zero_correction_calls,
         cast(sum(token_sample_count) as bigint) as token_sample_count,
-        cast(sum(token_ratio_sum) as double) as token_ratio_sum,
+        cast({{ ordered_sum('token_ratio_sum') }} as double) as token_ratio_sum,
         cast(sum(confidence_sample_count) as bigint) as confidence_sample_count,
-        cast(sum(confidence_sum) as double) as confidence_sum,
+        cast({{ ordered_sum('confidence_sum') }} as double) as confidence_sum,
         cast(sum(tool_call_count) as bigint) as tool_call_count,
         cast(sum(tool_success_count) as bigint) as tool_success_count,
         cast(sum(latency_sample_count) as bigint) as latency_sample_count,
-        cast(sum(latency_ms_sum) as double) as latency_ms_sum
+        cast({{ ordered_sum('latency_ms_sum') }} as double) as latency_ms_sum
     from counted_calls
     group by organization_id, bucket_start
 ),

@@ -42,7 +42,7 @@ bucket_parts as (
         cast(sum(is_escalated) as bigint) as escalated_calls,
         cast(sum(duration_us) as bigint) as duration_us_sum,
         cast(sum(latency_sample_count) as bigint) as latency_sample_count,
-        cast(sum(latency_ms_sum) as double) as latency_ms_sum,
+        cast({{ ordered_sum('latency_ms_sum') }} as double) as latency_ms_sum,
         cast(sum(has_sentiment) as bigint) as sentiment_calls,
         cast(sum(is_positive) as bigint) as positive_calls
     from counted_calls
