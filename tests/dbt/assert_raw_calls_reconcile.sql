@@ -1,3 +1,5 @@
+{{ config(meta={'dagster': {'ref': {'name': 'dq_left_out_rows'}}}) }}
+-- meta.dagster.ref: the test reads several models; Dagster shows it as a check of quality/dq_left_out_rows.
 -- raw call rows = counted calls (fct_calls) + left-out call rows (dq_left_out_rows):
 -- returns one row when they differ.
 with raw_rows as (

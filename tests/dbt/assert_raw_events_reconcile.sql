@@ -1,3 +1,5 @@
+{{ config(meta={'dagster': {'ref': {'name': 'dq_left_out_rows'}}}) }}
+-- meta.dagster.ref: the test reads several models; Dagster shows it as a check of quality/dq_left_out_rows.
 -- raw event rows = distinct events attached to counted calls + row-level left-out event rows
 -- (duplicate copies, null ids, unknown types, orphans, events of uncounted calls):
 -- returns one row when they differ.

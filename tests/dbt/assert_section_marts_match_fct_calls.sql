@@ -1,3 +1,5 @@
+{{ config(meta={'dagster': {'ref': {'name': 'mart_metrics'}}}) }}
+-- meta.dagster.ref: the test reads several models; Dagster shows it as a check of marts/mart_metrics.
 -- Every section mart holds, bucket by bucket, exactly the calls of fct_calls: a bucket missing,
 -- left over, or with another count in any mart is returned (and fails the test).
 with fct_buckets as (
