@@ -406,13 +406,18 @@ def _late_events(
 ) -> None:
     """New events of older calls (half of the late calls), and redelivered old events."""
     folder = raw / "telemetry_events" / extract_folder(day)
+    # copies of events delivered by earlier extracts only: this extract's own files (the new
+    # day's events, already written) are left out, so every copy is of an old event
+    older = sorted(
+        p for p in (raw / "telemetry_events").rglob("*.parquet") if folder not in p.parents
+    )
     redelivered_sql = f"""
         select event_id, call_id, event_type, occurred_at, payload
-        from read_parquet({_glob(raw, 'telemetry_events')}, union_by_name = true,
+        from read_parquet({sql_list([str(p) for p in older])}, union_by_name = true,
             hive_partitioning = false)
         where h64({key}, event_id, 700) % 1000 < {1 if dirt > 0 else 0}
     """
-    # read before writing anything into telemetry_events, so the copies are of older files
+    # read before writing late-0 and redelivered-0, so the copies are of older files
     con.execute(f"create or replace table redelivered as {redelivered_sql}")
     con.execute(
         f"""
