@@ -24,7 +24,13 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 
-from tests.fixtures.handmade import AGENTS, COUNTED_CALLS, RAW_CALL_ROWS, write_handmade_raw
+from tests.fixtures.handmade import (
+    AGENTS,
+    CALLS,
+    COUNTED_CALLS,
+    RAW_CALL_ROWS,
+    write_handmade_raw,
+)
 from tests.fixtures.raw_builder import ts, write_table
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -116,10 +122,17 @@ def _kill_when_logged(process: subprocess.Popen[bytes], target: Path, text: str)
     raise AssertionError(f"the build ended before dbt logged {text!r}")
 
 
-def assert_reconciles(project: Project) -> int:
+def assert_reconciles(project: Project, not_yet_written: tuple[Path, ...] = ()) -> int:
     """Nothing is lost: raw call rows = counted calls + calls left out (row-level reasons),
-    in the live version. Returns the counted calls."""
-    raw_rows = sum(pq.read_metadata(f).num_rows for f in (project.raw / "calls").rglob("*.parquet"))
+    in the live version. Returns the counted calls.
+
+    `not_yet_written`: raw calls files the live version was built without (after a rollback,
+    the files of the nights after it); the version reconciles with the raw data it saw."""
+    raw_rows = sum(
+        pq.read_metadata(f).num_rows
+        for f in (project.raw / "calls").rglob("*.parquet")
+        if f not in not_yet_written
+    )
     with duckdb.connect(str(project.link), read_only=True) as con:
         counted, left_out, in_marts = con.execute(
             "select (select count(*) from marts.fct_calls), "
@@ -169,25 +182,30 @@ def write_increment_1(raw: Path) -> None:
     write_table(raw, "agents", agents)
 
 
-def write_increment_2(raw: Path) -> None:
+def write_increment_2(raw: Path) -> Path:
     """Night of 2025-01-13: 2 more counted calls (12 in all); agent a-2 is hard-deleted (absent
     from the agents extract) while one of the new calls names it. The warehouse must remember
-    its last name, Benjamin, which only the snapshot taken on 2025-01-12 saw."""
+    its last name, Benjamin, which only the snapshot taken on 2025-01-12 saw. Returns the new
+    calls file."""
     day = "2025-01-13 "
-    write_table(raw, "calls", [
+    calls = write_table(raw, "calls", [
         _call("i2-a", "org-1", "a-1", day + "08:00:00", 60, "resolved"),
         _call("i2-b", "org-1", "a-2", day + "08:30:00", 600, "resolved"),
     ], part="extract=2025-01-13/part-0.parquet")  # fmt: skip
     write_table(raw, "agents", [a for a in AGENTS if a["id"] != "a-2"])
+    return calls
 
 
-def write_bad_resellers(raw: Path) -> Path:
-    """A bad extract: a second resellers file repeats reseller r-1 (ids must be unique)."""
+def write_conflicting_call_copy(raw: Path) -> Path:
+    """A corrupt extract: a second calls file holds call c-2's latest version (same id and
+    updated_at) with another outcome, resolved instead of transferred, as if the platform had
+    changed the row without a new updated_at. Rows sharing id and updated_at must be identical
+    copies (raw-sources.md), so which row is the call cannot be told: the dbt test
+    assert_held_call_versions_are_unambiguous fails. Returns the file."""
+    c2 = next(call for call in CALLS if call["id"] == "c-2")
+    assert c2["outcome"] == "transferred"
     return write_table(
-        raw,
-        "resellers",
-        [{"id": "r-1", "name": "Acme (duplicate)", "created_at": ts("2024-01-01 00:00:00")}],
-        part="extract=bad/part-0.parquet",
+        raw, "calls", [dict(c2, outcome="resolved")], part="extract=bad/part-0.parquet"
     )
 
 
@@ -288,7 +306,7 @@ def test_readers_see_only_complete_versions_and_rollback_restores_the_previous(
 
     # No reader holds v000001 any more: the next build reuses its file and catches up two
     # nights from it, with the snapshot carried over from the live version.
-    write_increment_2(project.raw)
+    increment_2_calls = write_increment_2(project.raw)
     status, err = build(project)
     assert status == 0, err
     assert project.live_name() == "v000004"
@@ -317,7 +335,10 @@ def test_readers_see_only_complete_versions_and_rollback_restores_the_previous(
     assert status == 0
     assert project.live_name() == "v000003"
     assert hashlib.sha256(project.link.read_bytes()).hexdigest() == v3_bytes
-    assert assert_reconciles(project) == 10
+    # v000003 was built before increment 2 arrived: it reconciles with the raw calls it saw,
+    # and the 2 raw rows of increment 2 are in no version that is live now
+    assert assert_reconciles(project, not_yet_written=(increment_2_calls,)) == 10
+    assert pq.read_metadata(increment_2_calls).num_rows == 2
 
 
 def test_killed_and_failed_builds_never_touch_the_published_warehouse(tmp_path: Path) -> None:
@@ -341,15 +362,16 @@ def test_killed_and_failed_builds_never_touch_the_published_warehouse(tmp_path: 
     assert project.fingerprint() == before
     assert assert_reconciles(project) == COUNTED_CALLS
 
-    bad = write_bad_resellers(project.raw)
+    bad = write_conflicting_call_copy(project.raw)
     status, err = build(project)
     assert status == 1
     lines = [line for line in err.splitlines() if line.startswith("callmetrics build: error:")]
     assert len(lines) == 1, err
-    assert "primary_key_stg_platform__resellers_reseller_id" in lines[0]
+    assert "assert_held_call_versions_are_unambiguous" in lines[0]
     assert "not published" in lines[0] and "v000001" in lines[0]
     assert project.fingerprint() == before
-    assert assert_reconciles(project) == COUNTED_CALLS
+    # v000001 keeps serving what it was built from: the raw calls without the bad file
+    assert assert_reconciles(project, not_yet_written=(bad,)) == COUNTED_CALLS
 
     # the next run recovers by itself: no clean-up, the bad extract removed
     bad.unlink()

@@ -163,18 +163,24 @@ def test_a_version_held_by_a_reader_is_never_written(store: WarehouseStore) -> N
 def test_a_failed_build_publishes_nothing_and_the_next_one_recovers(
     store: WarehouseStore,
 ) -> None:
+    assert store.after_failure(None) == "nothing was published (no version is live yet)"
     for _ in range(3):
         build(store)
     link_before, bytes_before = os.readlink(store.link), sha256(store.link)
+    live_before = store.live()
     with pytest.raises(RuntimeError, match="a dbt test failed"), store.build_slot() as slot:
         fake_build(slot.path)
         raise RuntimeError("a dbt test failed")
     assert os.readlink(store.link) == link_before
     assert sha256(store.link) == bytes_before
+    # what `callmetrics build` prints about it
+    assert store.after_failure(live_before) == "not published: v000003 keeps serving"
     assert store.work_path.exists()  # left for inspection until the next build
     assert build(store) == "copy"  # the failed build consumed the free slot; copy the live one
     assert night_of(store.link) == 4
     assert not store.work_path.exists()
+    # a run that fails after its publish step (in the export) says what it published
+    assert store.after_failure(live_before) == "v000004 was published before the run failed"
 
 
 def test_rollback_returns_exactly_the_previous_version(store: WarehouseStore) -> None:

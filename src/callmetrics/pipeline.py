@@ -205,10 +205,12 @@ def _first_dbt_error(log_path: Path) -> str | None:
     return None
 
 
-def failure_line(report: BuildReport, log_path: Path) -> str:
-    """One line saying what failed and, when it failed before the export, that it did not run."""
+def failure_line(report: BuildReport, log_path: Path, serving: str = "") -> str:
+    """One line saying what failed, what readers are served now (`serving`, from the
+    warehouse store) and, when it failed before the export, that the export did not run."""
+    served = f"; {serving}" if serving else ""
     if report.step_failures and report.step_failures[0].startswith(f"step {EXPORT_STEP} "):
-        return f"{report.step_failures[0]} (full log: {log_path})"
+        return f"{report.step_failures[0]}{served} (full log: {log_path})"
     if report.checks_failed:
         what = report.checks_failed[0]
         more = len(report.checks_failed) - 1
@@ -218,7 +220,7 @@ def failure_line(report: BuildReport, log_path: Path) -> str:
         what = _first_dbt_error(log_path) or (
             report.step_failures[0] if report.step_failures else "the run failed"
         )
-    return f"{what}; the export did not run (full log: {log_path})"
+    return f"{what}{served}; the export did not run (full log: {log_path})"
 
 
 def run_build(full_refresh: bool = False) -> int:
@@ -255,6 +257,10 @@ def run_build(full_refresh: bool = False) -> int:
         "loggers": {PROGRESS_LOGGER: {}},
     }
     log_path = settings.warehouse.parent / LOG_NAME
+    from callmetrics.publishing import WarehouseStore
+
+    store = WarehouseStore.from_settings(settings)
+    live_before = store.live()
     with (
         log_path.open("w", encoding="utf-8") as log_file,
         contextlib.redirect_stdout(log_file),
@@ -270,7 +276,11 @@ def run_build(full_refresh: bool = False) -> int:
         )
     elapsed = time.monotonic() - started
     if not result.success:
-        print(f"callmetrics build: error: {failure_line(report, log_path)}", file=sys.stderr)
+        serving = store.after_failure(live_before)
+        print(
+            f"callmetrics build: error: {failure_line(report, log_path, serving)}",
+            file=sys.stderr,
+        )
         return 1
     from orchestration.assets.export import export_dir
 

@@ -151,6 +151,16 @@ class WarehouseStore:
         live = self.live()
         return None if live is None else self._version_path(live)
 
+    def after_failure(self, live_before: Version | None) -> str:
+        """What readers are served after a failed run that started with `live_before` live:
+        one clause for the run's error line."""
+        live = self.live()
+        if live is None:
+            return "nothing was published (no version is live yet)"
+        if live_before is not None and live.number == live_before.number:
+            return f"not published: {live.name} keeps serving"
+        return f"{live.name} was published before the run failed"
+
     # ----------------------------------------------------------------- repairs (under lock)
 
     def _state(self) -> Manifest:
