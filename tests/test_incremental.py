@@ -3,7 +3,9 @@
 One raw directory goes through a base extract and two nightly increments (new calls, late
 versions of weeks-old calls, completions of calls left in progress, late and redelivered
 telemetry, renamed and hard-deleted agents: `callmetrics.generation.increment`), with
-`callmetrics build` after each. Then:
+`callmetrics build` after each. The last extract also corrects some old calls in ways the
+generator does not: a later version moves a call to another 15-minute bucket, to another
+organization, or makes it invalid, so the marts must empty the bucket the call left. Then:
 
 - the same build again, with no new file, leaves every mart, fct, dim and quality model as it
   was (row for row);
@@ -55,6 +57,8 @@ INCREMENT_CHANGES = (
     "deleted_agents",
 )
 TRIM = " \t\n\r"
+# Calls of each kind of correction written into the last extract.
+CORRECTIONS_PER_KIND = 4
 
 
 @dataclass
@@ -110,6 +114,67 @@ def latest_agents(raw: Path) -> dict[str, DeletedAgent]:
         agent_id: DeletedAgent(agent_id, org, (name or "").strip(TRIM) or None, status)
         for agent_id, org, name, status in rows
     }
+
+
+def add_corrections(raw: Path, folder: str, per_kind: int) -> dict[str, int]:
+    """Write `calls/<folder>/corrections-0.parquet`: a newer version of some counted calls that
+    moves it 3 hours earlier (another bucket), to another organization, or makes it invalid
+    (ended before it started). Returns the number of calls per kind."""
+    glob = str(raw / "calls" / "**" / "*.parquet")
+    target = raw / "calls" / folder / "corrections-0.parquet"
+    con = duckdb.connect()
+    try:
+        con.execute("set timezone = 'UTC'")
+        con.execute(
+            "create table latest as select id, organization_id, agent_id, started_at, "
+            "ended_at, outcome, transferred_at, sentiment, user_corrections, "
+            "escalation_reason, updated_at "
+            "from read_parquet(?, union_by_name = true, hive_partitioning = false) "
+            "where id is not null and updated_at is not null "
+            "qualify row_number() over (partition by id order by updated_at desc) = 1",
+            [glob],
+        )
+        con.execute(
+            "create table picked as select *, "
+            "case (row_number() over (order by md5(id)) - 1) // $k "
+            "when 0 then 'moved' when 1 then 'organization' else 'invalid' end as kind "
+            "from latest where organization_id is not null and started_at is not null "
+            "and ended_at >= started_at order by md5(id) limit 3 * $k",
+            {"k": per_kind},
+        )
+        con.execute(
+            "create table orgs as select organization_id, coalesce(lead(organization_id) "
+            "over (order by organization_id), min(organization_id) over ()) as other "
+            "from (select distinct organization_id from latest "
+            "where organization_id is not null)"
+        )
+        con.execute(
+            f"""
+            copy (
+                select
+                    p.id,
+                    case when p.kind = 'organization' then o.other
+                        else p.organization_id end as organization_id,
+                    p.agent_id,
+                    case when p.kind = 'moved' then p.started_at - interval 3 hours
+                        else p.started_at end as started_at,
+                    case when p.kind = 'moved' then p.ended_at - interval 3 hours
+                        when p.kind = 'invalid' then p.started_at - interval 1 minute
+                        else p.ended_at end as ended_at,
+                    p.outcome,
+                    case when p.kind = 'moved' then p.transferred_at - interval 3 hours
+                        else p.transferred_at end as transferred_at,
+                    p.sentiment, p.user_corrections, p.escalation_reason,
+                    (select max(updated_at) from latest) + interval 1 minute as updated_at
+                from picked p join orgs o on o.organization_id = p.organization_id
+                order by p.id
+            ) to '{str(target).replace("'", "''")}' (format parquet)
+            """
+        )
+        kinds = dict(con.execute("select kind, count(*) from picked group by kind").fetchall())
+    finally:
+        con.close()
+    return kinds
 
 
 def copy_of_live(warehouse: Path, to: Path) -> Path:
@@ -188,6 +253,7 @@ def test_incremental_builds_equal_one_full_refresh_and_a_rerun_changes_nothing(
 ) -> None:
     from callmetrics.generate import generate_increment
     from callmetrics.generation.base import generate_raw
+    from callmetrics.generation.increment import extract_folder
 
     tables = compared_models()
     scenario = Scenario(raw=tmp_path / "raw")
@@ -206,6 +272,11 @@ def test_incremental_builds_equal_one_full_refresh_and_a_rerun_changes_nothing(
         assert not missing, f"increment {n} brought no {missing}: {summary.changes}"
         for agent_id in summary.details["deleted_agents"]:
             scenario.deleted[agent_id] = before[agent_id]
+        if n == INCREMENTS:
+            day = BASE_END + timedelta(days=n)
+            kinds = add_corrections(scenario.raw, extract_folder(day), CORRECTIONS_PER_KIND)
+            assert kinds == dict.fromkeys(("moved", "organization", "invalid"),
+                                          CORRECTIONS_PER_KIND)
         build(scenario.raw, incremental)
     assert len(scenario.deleted) == 2 * INCREMENTS
 
