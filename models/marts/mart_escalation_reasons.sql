@@ -76,3 +76,5 @@ select
     escalation_us_sum,
     {{ load_time() }} as _loaded_at
 from all_rows
+-- stored in organization and time order: a range of one organization reads few row groups
+order by organization_id, bucket_start
