@@ -427,12 +427,17 @@ def payload_differences(
 
 # ---------------------------------------------------------------- the JSON Schema
 
-SPEC_DIR = Path(__file__).resolve().parents[2] / "shared" / "spec"
-SCHEMA_PATH = SPEC_DIR / "metrics-payload.schema.json"
+# The contract's schema lives beside the project (../shared/spec/); CI clones the repository
+# alone, so the tests read a copy kept in the repository, and test_payload_schema_copy.py checks
+# that the copy still equals the contract wherever the contract is present.
+SPEC_SCHEMA_PATH = (
+    Path(__file__).resolve().parents[2] / "shared" / "spec" / "metrics-payload.schema.json"
+)
+SCHEMA_PATH = Path(__file__).resolve().parent / "fixtures" / "metrics-payload.schema.json"
 
 
 def assert_valid_payload(payload: dict[str, Any]) -> None:
-    """Validate a payload against shared/spec/metrics-payload.schema.json."""
+    """Validate a payload against the contract's metrics-payload.schema.json."""
     jsonschema.Draft202012Validator(_schema()).validate(payload)
 
 
