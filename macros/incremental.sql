@@ -73,6 +73,19 @@
         and int_calls.bucket_start is not null
 {%- endmacro %}
 
+{#- In an incremental run, `and` a condition keeping the rows of `calls` (a relation name with
+    organization_id and bucket_start) that lie in a bucket of the model's `touched_buckets` CTE:
+    the buckets the run recomputes. Nothing in a full build. -#}
+{% macro and_in_touched_buckets(calls) -%}
+    {%- if is_incremental() -%}
+        and exists (
+            select 1 from touched_buckets
+            where touched_buckets.organization_id = {{ calls }}.organization_id
+                and touched_buckets.bucket_start = {{ calls }}.bucket_start
+        )
+    {%- endif -%}
+{%- endmacro %}
+
 {#- Incremental strategy `replace_buckets`: the new rows replace every row of the target whose
     key (`unique_key`, e.g. organization_id and bucket_start) appears in them. A touched bucket
     that holds no call any more is carried by a placeholder row that the config

@@ -22,17 +22,7 @@ touched_buckets as (
 counted_calls as (
     select *
     from {{ ref('int_calls') }}
-    where
-        is_counted
-    {%- if is_incremental() %}
-    and exists (
-        select 1
-        from touched_buckets
-        where
-            touched_buckets.organization_id = int_calls.organization_id
-            and touched_buckets.bucket_start = int_calls.bucket_start
-    )
-    {%- endif %}
+    where is_counted {{ and_in_touched_buckets('int_calls') }}
 ),
 
 call_telemetry as (

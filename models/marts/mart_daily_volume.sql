@@ -21,16 +21,7 @@ touched_buckets as (
 counted_calls as (
     select *
     from {{ ref('fct_calls') }}
-    where true
-    {%- if is_incremental() %}
-    and exists (
-        select 1
-        from touched_buckets
-        where
-            touched_buckets.organization_id = fct_calls.organization_id
-            and touched_buckets.bucket_start = fct_calls.bucket_start
-    )
-    {%- endif %}
+    where true {{ and_in_touched_buckets('fct_calls') }}
 ),
 
 bucket_parts as (
