@@ -233,8 +233,8 @@ def main() -> int:
             browser.screenshot(args.out / "dagster-nightly-schedule.png")
         except SystemExit:
             print((work / "dagster.log").read_text()[-3000:], file=sys.stderr)
-            if browser is not None:
-                browser.screenshot(args.out / "failed-page.png")
+            if browser is not None:  # what the page showed, kept out of the docs folder
+                browser.screenshot(Path(tempfile.gettempdir()) / "screenshot_dagster-failed.png")
             raise
         finally:
             if browser is not None:

@@ -226,14 +226,18 @@ def test_left_out_rows_by_table_and_reason(handmade_warehouse: BuiltWarehouse) -
     assert all(level == (not reason.startswith("invalid_")) for _, reason, level, _ in rows)
 
 
+def _raw_row_counts(con: duckdb.DuckDBPyConnection, raw: Path) -> tuple[int, int]:
+    """Rows of every raw calls file and every raw telemetry file, read straight from Parquet."""
+    [(calls, events)] = con.execute(
+        f"select (select count(*) from read_parquet('{raw}/calls/**/*.parquet')), "
+        f"(select count(*) from read_parquet('{raw}/telemetry_events/**/*.parquet'))"
+    ).fetchall()
+    return calls, events
+
+
 def test_raw_rows_equal_counted_plus_left_out(handmade_warehouse: BuiltWarehouse) -> None:
-    raw = handmade_warehouse.raw_dir
     with duckdb.connect() as con:
-        raw_calls = con.execute(
-            f"select count(*) from read_parquet('{raw}/calls/**/*.parquet')").fetchone()[0]
-        raw_events = con.execute(
-            f"select count(*) from read_parquet('{raw}/telemetry_events/**/*.parquet')"
-        ).fetchone()[0]
+        raw_calls, raw_events = _raw_row_counts(con, handmade_warehouse.raw_dir)
     assert (raw_calls, raw_events) == (RAW_CALL_ROWS, RAW_EVENT_ROWS) == (len(CALLS), len(EVENTS))
 
     [(counted, attached)] = handmade_warehouse.query(
@@ -506,11 +510,7 @@ select reason, count(*) from judged group by reason
 
 def _independent(raw: Path) -> tuple[dict[str, int], set[str], dict[str, int], int, int]:
     with duckdb.connect() as con:
-        raw_calls = con.execute(
-            f"select count(*) from read_parquet('{raw}/calls/**/*.parquet')").fetchone()[0]
-        raw_events = con.execute(
-            f"select count(*) from read_parquet('{raw}/telemetry_events/**/*.parquet')"
-        ).fetchone()[0]
+        raw_calls, raw_events = _raw_row_counts(con, raw)
         call_rows = con.execute(_INDEPENDENT_CALLS_SQL.format(raw=raw)).fetchall()
         counted = {i for reason, _, ids in call_rows if reason == "counted" for i in ids}
         calls = {reason: int(n) for reason, n, _ in call_rows}

@@ -41,29 +41,23 @@ def _build(context: AssetExecutionContext, dbt: DbtCliResource, args: list[str])
     shutil.rmtree(invocation.target_path, ignore_errors=True)
 
 
-@dbt_assets(
-    manifest=DBT_PROJECT.manifest_path,
-    project=DBT_PROJECT,
-    select=SNAPSHOTS_SELECT,
-    name="dbt_snapshots",
-    dagster_dbt_translator=TRANSLATOR,
-    partitions_def=DAILY,
-    backfill_policy=SINGLE_RUN,
-)
+# What both dbt steps share: the project, keys and groups, daily partitions, one run per backfill.
+_DBT_ASSETS = {
+    "manifest": DBT_PROJECT.manifest_path,
+    "project": DBT_PROJECT,
+    "dagster_dbt_translator": TRANSLATOR,
+    "partitions_def": DAILY,
+    "backfill_policy": SINGLE_RUN,
+}
+
+
+@dbt_assets(**_DBT_ASSETS, select=SNAPSHOTS_SELECT, name="dbt_snapshots")
 def dbt_snapshots(context: AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
     """`dbt build` of the snapshots, what they read and their tests."""
     yield from _build(context, dbt, ["build"])
 
 
-@dbt_assets(
-    manifest=DBT_PROJECT.manifest_path,
-    project=DBT_PROJECT,
-    exclude=SNAPSHOTS_SELECT,
-    name="dbt_models",
-    dagster_dbt_translator=TRANSLATOR,
-    partitions_def=DAILY,
-    backfill_policy=SINGLE_RUN,
-)
+@dbt_assets(**_DBT_ASSETS, exclude=SNAPSHOTS_SELECT, name="dbt_models")
 def dbt_models(
     context: AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig
 ) -> Iterator[Any]:
