@@ -9,7 +9,7 @@ export CALLMETRICS_WAREHOUSE ?= $(CURDIR)/data/warehouse/callmetrics.duckdb
 export DBT_SEND_ANONYMOUS_USAGE_STATS = false
 export DO_NOT_TRACK = 1
 
-.PHONY: install install-test demo test lint dagster bench clean
+.PHONY: install install-test demo test lint dagster screenshot bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ test: install-test lint
 
 dagster: install
 	$(BIN)/dagster dev
+
+# Screenshots of the Dagster UI (docs/images/); Chromium comes from Debian, nothing is downloaded.
+screenshot: install
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		apt-get install -y --no-install-recommends chromium chromium-driver
+	$(BIN)/python scripts/screenshot_dagster.py
 
 bench: install-test
 	$(BIN)/python -m callmetrics.bench --calls 1000000
