@@ -1,8 +1,23 @@
 {#- Incremental helpers (docs/design.md, "Incremental (arrival-based)"). -#}
 
-{#- The greatest `_loaded_at` already in this model, as SQL; '-infinity' when it is empty. -#}
+{#- The greatest `_loaded_at` already in this model, as SQL; '-infinity' when it is empty.
+    Rendered as a literal (read just before the model runs, when the model cannot change any
+    more), so that `_loaded_at > watermark` skips every row group loaded before by its
+    min/max statistics: rows are appended in load order, so a night reads only its own rows. -#}
 {% macro loaded_watermark(relation=none) -%}
-    (select coalesce(max(_loaded_at), '-infinity'::timestamptz) from {{ relation or this }})
+    {%- set query -%}
+        select strftime(max(_loaded_at) at time zone 'UTC', '%Y-%m-%d %H:%M:%S.%f')
+        from {{ relation or this }}
+    {%- endset -%}
+    {%- set watermark = none -%}
+    {%- if execute -%}
+        {%- set watermark = run_query(query).columns[0].values()[0] -%}
+    {%- endif -%}
+    {%- if watermark is none -%}
+        '-infinity'::timestamptz
+    {%- else -%}
+        '{{ watermark }}+00'::timestamptz
+    {%- endif -%}
 {%- endmacro %}
 
 {#- The lower bound of `updated_at` that an incremental run of the calls staging model re-reads:

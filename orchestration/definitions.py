@@ -2,8 +2,8 @@
 `[tool.dagster]` in pyproject.toml.
 
 - the raw Parquet tables as external assets, with freshness checks that gate the run;
-- the dbt project (snapshots, then seeds and models) as daily-partitioned assets, its tests as
-  asset checks;
+- the dbt project (the agents snapshot, seeds and models: one `dbt build`) as daily-partitioned
+  assets, its tests as asset checks;
 - `warehouse/published_version`: the run's work file published as the live warehouse once every
   dbt test and freshness check passed (write, audit, publish: `callmetrics.publishing`);
 - the export-all payloads as an asset downstream of every model in the `marts` schema and of
@@ -29,7 +29,7 @@ from dagster import (
 )
 from dagster_dbt import DbtCliResource, get_asset_key_for_model
 
-from orchestration.assets.dbt import dbt_models, dbt_snapshots
+from orchestration.assets.dbt import dbt_models
 from orchestration.assets.export import build_export_asset, build_mart_freshness_check
 from orchestration.assets.publish import PUBLISHED_KEY, build_publish_asset
 from orchestration.assets.raw import build_raw_checks, raw_asset_specs, raw_sources
@@ -120,7 +120,6 @@ nightly_schedule = build_schedule_from_partitioned_job(
 defs = Definitions(
     assets=[
         *raw_asset_specs(RAW_SOURCES),
-        dbt_snapshots,
         dbt_models,
         published_version,
         export_payloads,

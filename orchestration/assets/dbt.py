@@ -1,10 +1,11 @@
-"""The dbt project as assets: snapshots first, then seeds, models and their tests.
+"""The dbt project as assets: the agents snapshot, seeds, models and their tests.
 
-Two `@dbt_assets` ops: the snapshots with their upstream staging views, then everything else,
-so the agents snapshot is taken before any model reads it and the run shows the two steps.
-Both share the daily partitions and a single-run backfill policy: a range of days is one
-`dbt build`, never one per day. dbt writes the run's work file (`orchestration.assets.publish`),
-never the live warehouse. dbt tests arrive as asset checks; a
+One `@dbt_assets` op runs one `dbt build`: dbt orders the nodes itself, so the agents snapshot
+is taken before any model reads it, and the run pays dbt's start-up (about 20 s) once, not once
+per step. The op has daily partitions and a single-run backfill policy: a range of days is one
+`dbt build`, never one per day. `--full-refresh` rebuilds the incremental models; dbt never
+rebuilds a snapshot, so the agents' history survives it. dbt writes the run's work file
+(`orchestration.assets.publish`), never the live warehouse. dbt tests arrive as asset checks; a
 failing test fails the step, so nothing downstream (the export) runs on bad data.
 """
 
@@ -21,12 +22,9 @@ from orchestration.assets.publish import store
 from orchestration.partitions import DAILY, SINGLE_RUN
 from orchestration.project import DBT_PROJECT, TRANSLATOR
 
-# The snapshots and what they read (the agents' staging view): the first dbt step.
-SNAPSHOTS_SELECT = "+resource_type:snapshot"
-
 
 class DbtBuildConfig(Config):
-    """Run config of the models step: `full_refresh` rebuilds every incremental model."""
+    """Run config of the dbt step: `full_refresh` rebuilds every incremental model."""
 
     full_refresh: bool = False
 
@@ -41,27 +39,18 @@ def _build(context: AssetExecutionContext, dbt: DbtCliResource, args: list[str])
     shutil.rmtree(invocation.target_path, ignore_errors=True)
 
 
-# What both dbt steps share: the project, keys and groups, daily partitions, one run per backfill.
-_DBT_ASSETS = {
-    "manifest": DBT_PROJECT.manifest_path,
-    "project": DBT_PROJECT,
-    "dagster_dbt_translator": TRANSLATOR,
-    "partitions_def": DAILY,
-    "backfill_policy": SINGLE_RUN,
-}
-
-
-@dbt_assets(**_DBT_ASSETS, select=SNAPSHOTS_SELECT, name="dbt_snapshots")
-def dbt_snapshots(context: AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
-    """`dbt build` of the snapshots, what they read and their tests."""
-    yield from _build(context, dbt, ["build"])
-
-
-@dbt_assets(**_DBT_ASSETS, exclude=SNAPSHOTS_SELECT, name="dbt_models")
+@dbt_assets(
+    manifest=DBT_PROJECT.manifest_path,
+    project=DBT_PROJECT,
+    dagster_dbt_translator=TRANSLATOR,
+    partitions_def=DAILY,
+    backfill_policy=SINGLE_RUN,
+    name="dbt_models",
+)
 def dbt_models(
     context: AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig
 ) -> Iterator[Any]:
-    """`dbt build` of seeds, models and tests; incremental unless `full_refresh`."""
+    """`dbt build` of the snapshot, seeds, models and tests; incremental unless `full_refresh`."""
     args = ["build"]
     if config.full_refresh:
         args.append("--full-refresh")

@@ -35,8 +35,7 @@ PROGRESS_LOGGER = "callmetrics_progress"
 # Human names of the job's steps (anything else is shown by its step key).
 STEP_LABELS = {
     "raw_sources_fresh": "checking the raw sources' freshness",
-    "dbt_snapshots": "dbt: snapshot of the agents",
-    "dbt_models": "dbt: seeds, models and tests",
+    "dbt_models": "dbt: snapshot, seeds, models and tests",
     "warehouse__published_version": "publishing the new warehouse version",
     "exports__metrics_payloads": "exporting payloads (day and trailing 30 days)",
 }

@@ -20,12 +20,12 @@
 
 {%- set files_to_load = telemetry_files_to_load() if is_incremental() else "''" %}
 
-with source_rows as (
+with source_rows as not materialized (
     select
-        event_id,
-        call_id,
+        cast(event_id as varchar) as event_id,
+        cast(call_id as varchar) as call_id,
         event_type,
-        occurred_at,
+        cast(occurred_at as timestamptz) as occurred_at,
         payload,
         {{ raw_relative_path('filename', 'telemetry_events') }} as source_file
     from {{ source('telemetry', 'telemetry_events') }}
@@ -42,13 +42,69 @@ files_read as (
     {%- endif %}
 ),
 
+-- Hashes of the event ids delivered more than once (plus the odd hash collision). Only rows
+-- with these hashes, and rows without an event_id, need grouping: every other row is its own
+-- event, which keeps the costly wide aggregate down to a few percent of the rows.
+repeated_hashes as materialized (
+    select hash(event_id) as event_hash
+    from source_rows
+    where event_id is not null
+    group by event_hash
+    having count(*) > 1
+),
+
+flagged_rows as not materialized (
+    select
+        *,
+        event_id is null
+        or hash(event_id) in (select repeated_hashes.event_hash from repeated_hashes) as may_repeat
+    from source_rows
+),
+
+events_delivered_once as (
+    select
+        event_id as event_key,
+        event_id,
+        call_id,
+        event_type,
+        occurred_at,
+        payload,
+        1 as delivered_copies,
+        source_file as _source_file
+    from flagged_rows
+    where not may_repeat
+),
+
+-- Copies are identical, so any copy stands for the event; a file's rows without an event_id
+-- collapse into that file's marker row.
+events_grouped as (
+    select
+        coalesce(event_id, 'file:' || source_file) as event_key,
+        any_value(event_id) as event_id,
+        any_value(call_id) as call_id,
+        any_value(event_type) as event_type,
+        any_value(occurred_at) as occurred_at,
+        any_value(payload) as payload,
+        count(*) as delivered_copies,
+        min(source_file) as _source_file
+    from flagged_rows
+    where may_repeat
+    group by event_key
+),
+
+events_unparsed as (
+    select * from events_delivered_once
+    union all
+    select * from events_grouped
+),
+
 parsed as (
     select
-        coalesce(cast(event_id as varchar), 'file:' || source_file) as event_key,
-        cast(event_id as varchar) as event_id,
-        case when event_id is not null then cast(call_id as varchar) end as call_id,
+        event_key,
+        event_id,
+        case when event_id is not null then call_id end as call_id,
         case when event_id is not null then {{ clean_code('event_type') }} end as event_type,
-        cast(occurred_at as timestamptz) as occurred_at,
+        occurred_at,
         event_id is not null and coalesce(json_valid(payload), false) as is_payload_json,
         case
             when event_id is not null and json_valid(payload)
@@ -57,11 +113,12 @@ parsed as (
                         ['$.ttft_ms', '$.cached_tokens', '$.total_tokens', '$.confidence', '$.status']
                     )
         end as payload_fields,
-        source_file
-    from source_rows
+        delivered_copies,
+        _source_file
+    from events_unparsed
 ),
 
-typed as (
+distinct_events as (
     select
         event_key,
         event_id,
@@ -76,27 +133,9 @@ typed as (
         case
             when json_type(payload_fields[5]) = 'VARCHAR' then lower(payload_fields[5] ->> '$')
         end as tool_status,
-        source_file
+        delivered_copies,
+        _source_file
     from parsed
-),
-
-distinct_events as (
-    select
-        event_key,
-        any_value(event_id) as event_id,
-        any_value(call_id) as call_id,
-        any_value(event_type) as event_type,
-        any_value(occurred_at) as occurred_at,
-        any_value(is_payload_json) as is_payload_json,
-        any_value(ttft_ms) as ttft_ms,
-        any_value(cached_tokens) as cached_tokens,
-        any_value(total_tokens) as total_tokens,
-        any_value(confidence) as confidence,
-        any_value(tool_status) as tool_status,
-        count(*) as delivered_copies,
-        min(source_file) as _source_file
-    from typed
-    group by event_key
 ),
 
 -- Every file read gets a marker row, even one without a row lacking an event_id.
@@ -116,8 +155,8 @@ file_markers as (
         0 as delivered_copies,
         files_read.source_file as _source_file
     from files_read
-    anti join distinct_events
-        on 'file:' || files_read.source_file = distinct_events.event_key
+    anti join events_grouped
+        on 'file:' || files_read.source_file = events_grouped.event_key
 ),
 
 {% if is_incremental() -%}
