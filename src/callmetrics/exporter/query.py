@@ -3,11 +3,14 @@
 The marts hold parts at organization x 15-minute UTC bucket grain. A range is split into
 (``TimeRange.whole_buckets``):
 
-- whole buckets, summed from the seven section marts (one small grouped query each);
+- whole buckets, summed from the seven section marts: one small grouped query per mart,
+  sent together as one statement (``union all by name``, each row tagged with its section),
+  so that a payload costs one round trip to DuckDB, not seven;
 - at most two partial buckets at the edges, ``[start, first whole bucket)`` and
   ``[end of the last whole bucket, end]``, read call by call from ``fct_calls`` in one
   query and added up here with the same part definitions the marts use. Each edge is under
-  15 minutes, so this reads a handful of calls, however long the range.
+  15 minutes, so this reads a handful of calls, however long the range; a range that starts
+  and ends on bucket boundaries (whole days, whole hours) has no edge and skips the query.
 
 Together they are exactly the calls with ``start <= started_at <= end``, to the microsecond,
 for any range: a call is in a whole bucket or in an edge, never both, never neither. (A
@@ -129,16 +132,28 @@ def _scope_filter(org_count: int | None) -> str:
     return f" and organization_id in ({', '.join(f'$org_{n}' for n in range(org_count))})"
 
 
+SECTION_COLUMN = "section"
+
+
 def mart_sql(section: Section, *, by_org: bool, org_count: int | None) -> str:
-    """Sum one section's mart over the whole buckets ``[$first_bucket, $stop_bucket)``."""
+    """Sum one section's mart over the whole buckets ``[$first_bucket, $stop_bucket)``; each
+    row is tagged with the section's name (column ``section``)."""
     groups = (["organization_id"] if by_org else []) + list(section.keys)
     sums = [f"sum({_as_summable(c, c)}) as {c}" for c in section.sums]
     group_by = f"\ngroup by {', '.join(groups)}" if groups else ""
     return (
-        f"select {', '.join(groups + sums)}\n"
+        f"select '{section.name}' as {SECTION_COLUMN}, {', '.join(groups + sums)}\n"
         f"from marts.{section.mart}\n"
         f"where bucket_start >= $first_bucket and bucket_start < $stop_bucket"
         f"{_scope_filter(org_count)}{group_by}"
+    )
+
+
+def marts_sql(*, by_org: bool, org_count: int | None) -> str:
+    """Every section's mart query as one statement: columns are matched by name, and a
+    section's rows hold nulls in the other sections' columns."""
+    return "\nunion all by name\n".join(
+        f"({mart_sql(section, by_org=by_org, org_count=org_count)})" for section in SECTIONS
     )
 
 
@@ -189,15 +204,17 @@ def fetch_parts(
         first, stop = buckets
         edges = [(time_range.start, first - ONE_US), (stop, time_range.end)]
         params = {"first_bucket": first, "stop_bucket": stop, **scope}
-        for section in SECTIONS:
-            sql = mart_sql(section, by_org=by_org, org_count=org_count)
-            offset = 1 if by_org else 0
-            width = offset + len(section.keys)
-            for row in con.execute(sql, params).fetchall():
-                sums = {c: to_exact(v) for c, v in zip(section.sums, row[width:], strict=True)}
-                if any(sums.values()):  # skip the all-null row of an ungrouped empty sum
-                    target = parts_of(row[0] if by_org else None)
-                    target.add_row(section.name, tuple(row[offset:width]), sums)
+        cursor = con.execute(marts_sql(by_org=by_org, org_count=org_count), params)
+        column = {d[0]: n for n, d in enumerate(cursor.description)}
+        by_name = {section.name: section for section in SECTIONS}
+        for row in cursor.fetchall():
+            section = by_name[row[column[SECTION_COLUMN]]]
+            sums = {c: to_exact(row[column[c]]) for c in section.sums}
+            if any(sums.values()):  # skip the all-null row of an ungrouped empty sum
+                target = parts_of(row[column["organization_id"]] if by_org else None)
+                target.add_row(section.name, tuple(row[column[k]] for k in section.keys), sums)
+    if all(lo > hi for lo, hi in edges):
+        return result  # the range starts and ends on bucket boundaries: no partial bucket
     edge_params: dict[str, Any] = dict(scope)
     for n, (lo, hi) in enumerate(edges):
         edge_params[f"lo_{n}"], edge_params[f"hi_{n}"] = lo, hi
