@@ -15,7 +15,7 @@ import pytest
 
 from callmetrics.bench.dbt_timing import covered_seconds
 from callmetrics.bench.floor import connect, floor_parts, run_floor
-from callmetrics.bench.measure import StepFailed, run_step
+from callmetrics.bench.measure import StepFailed, load_step, run_step
 from callmetrics.bench.naive import naive_payload
 from callmetrics.bench.report import Report, check_targets, render_markdown, write_summary
 from callmetrics.bench.runner import Bench, BenchConfig
@@ -128,6 +128,17 @@ def test_each_step_runs_in_a_fresh_child_measured_apart(tmp_path: Path) -> None:
     # The second child's peak is its own, not the first one's.
     assert small.peak_rss_bytes < 200 * MIB
     assert big.log.name == "big.log" and small.log.exists()
+
+
+def test_a_step_measurement_is_kept_for_resume(tmp_path: Path) -> None:
+    """`--resume` reads back exactly what the first attempt measured; a failed or never-run step
+    has nothing to resume."""
+    run = run_step("hold_memory", {"mib": 30}, tmp_path, key="held")
+    assert load_step(tmp_path, "held") == run
+    with pytest.raises(StepFailed):
+        run_step("no_such_step", {}, tmp_path, key="broken")
+    assert load_step(tmp_path, "broken") is None
+    assert load_step(tmp_path, "never") is None
 
 
 def test_a_failing_step_raises_with_its_log(tmp_path: Path) -> None:

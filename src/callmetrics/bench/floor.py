@@ -35,10 +35,20 @@ raw_calls as (
     where id is not null
 ),
 
-raw_events as (
+raw_events as not materialized (
     select event_id, call_id, lower(trim(event_type, {_WS})) as event_type, payload
     from read_parquet('{{events}}', union_by_name = true)
-    where call_id is not null
+    where event_id is not null and call_id is not null
+),
+
+-- Copies of an event are identical, so only rows whose event id hash repeats need grouping
+-- (reading the event ids alone first): a wide aggregate over every event is the costliest
+-- operation there is here, and spills at 10M calls.
+repeated_event_hashes as materialized (
+    select hash(event_id) as event_hash
+    from raw_events
+    group by event_hash
+    having count(*) > 1
 ),
 
 latest_calls as (
@@ -81,6 +91,7 @@ counted_calls as materialized (
 
 parsed_events as (
     select
+        hash(event_id) in (select event_hash from repeated_event_hashes) as may_repeat,
         event_id,
         call_id,
         event_type,
@@ -92,8 +103,9 @@ parsed_events as (
     where event_type in ('llm', 'stt', 'tool')
 ),
 
-event_values as (
+event_values as not materialized (
     select
+        may_repeat,
         event_id,
         call_id,
         case when event_type = 'llm' and json_type(fields[1]) in ('BIGINT', 'UBIGINT', 'DOUBLE')
@@ -113,6 +125,10 @@ event_values as (
 ),
 
 unique_events as (
+    select event_id, call_id, ttft_ms, token_ratio, confidence, tool_success
+    from event_values
+    where not may_repeat
+    union all
     select
         event_id,
         any_value(call_id) as call_id,
@@ -121,6 +137,7 @@ unique_events as (
         any_value(confidence) as confidence,
         any_value(tool_success) as tool_success
     from event_values
+    where may_repeat
     group by event_id
 ),
 

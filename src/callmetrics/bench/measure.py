@@ -26,7 +26,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +153,7 @@ def run_step(
     figures = json.loads(result_path.read_text())
     own = figures.pop("memory", {})
     maxrss = max(own.get("self_hwm_bytes", 0), own.get("children_maxrss_bytes", 0))
-    return StepRun(
+    run = StepRun(
         name=key,
         figures=figures,
         peak_rss_bytes=max(maxrss, sampler.peak),
@@ -165,3 +165,20 @@ def run_step(
         cpu_seconds=usage.ru_utime + usage.ru_stime,
         load_average=(load_before, load_after),
     )
+    _run_path(work_dir, key).write_text(json.dumps(asdict(run), default=str))
+    return run
+
+
+def _run_path(work_dir: Path, key: str) -> Path:
+    return work_dir / f"{key}.run.json"
+
+
+def load_step(work_dir: Path, key: str) -> StepRun | None:
+    """The measurement of step ``key`` kept in ``work_dir`` by an earlier run, if any."""
+    path = _run_path(work_dir, key)
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    data["log"] = Path(data["log"])
+    data["load_average"] = tuple(data.get("load_average") or (0.0, 0.0))
+    return StepRun(**data)

@@ -21,11 +21,14 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from callmetrics.bench.measure import StepRun, run_step
+from callmetrics.bench.measure import StepRun, load_step, run_step
 from callmetrics.bench.report import Report, write_report
 from callmetrics.settings import PROJECT_ROOT, RAW_DIR_ENV, WAREHOUSE_ENV
 
 MEMORY_LIMIT_ENV = "CALLMETRICS_DUCKDB_MEMORY_LIMIT"
+# Steps that only read the raw data: `--resume` keeps their measurements (and the raw data) from
+# an earlier attempt that stopped later. The product's steps always run again.
+RESUMABLE_STEPS = ("generate", "inspect", "floor", "naive")
 EXPORT_DIR_ENV = "CALLMETRICS_EXPORT_DIR"
 
 
@@ -45,6 +48,7 @@ class BenchConfig:
     naive_runs: int = 3
     late_share: float = 0.02
     keep: bool = False
+    resume: bool = False
     name: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -65,6 +69,8 @@ class Bench:
         self.raw = self.work / "raw"
         self.logs = self.work / "steps"
         self.runs: dict[str, StepRun] = {}
+        self.resuming = config.resume
+        self.resumed: list[str] = []
         self.env = {
             RAW_DIR_ENV: str(self.raw),
             WAREHOUSE_ENV: str(self.work / "warehouse" / "callmetrics.duckdb"),
@@ -80,6 +86,14 @@ class Bench:
             self.env[MEMORY_LIMIT_ENV] = config.memory_limit
 
     def step(self, key: str, name: str, args: dict[str, Any]) -> StepRun:
+        if self.resuming and key in RESUMABLE_STEPS:
+            kept = load_step(self.logs, key)
+            if kept is not None:
+                self.runs[key] = kept
+                self.resumed.append(key)
+                _say(f"{key}: kept from the earlier run ({kept.wall_seconds:.3f} s)")
+                return kept
+        self.resuming = False  # a step that runs again invalidates what follows it
         _say(f"{key} ...")
         run = run_step(name, args, self.logs, self.env, key=key)
         self.runs[key] = run
@@ -90,9 +104,15 @@ class Bench:
 
     def run(self) -> Report:
         config = self.config
-        if self.work.exists():
-            shutil.rmtree(self.work)
-        self.work.mkdir(parents=True)
+        if self.resuming and not (self.raw / "_generation_summary.json").exists():
+            self.resuming = False  # nothing to resume: start afresh
+        if not self.resuming:
+            if self.work.exists():
+                shutil.rmtree(self.work)
+            self.work.mkdir(parents=True)
+        for folder in ("dagster_home", "target", "warehouse", "export-all", "nightly-exports"):
+            # product state is never resumed: only the raw data and the reference steps are
+            shutil.rmtree(self.work / folder, ignore_errors=True)
         (self.work / "dagster_home").mkdir()
         (self.work / "dagster_home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
         started = datetime.now(UTC)
@@ -146,7 +166,10 @@ class Bench:
             started_at=started.isoformat(timespec="seconds"),
             finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
             naive_matches_exporter=naive_matches,
-            notes=list(config.notes),
+            notes=list(config.notes) + ([
+                f"Steps {', '.join(self.resumed)} were measured by an earlier attempt at this "
+                "run on the same raw data (`--resume`), which stopped at a later step."
+            ] if self.resumed else []),
         )
         write_report(report, config.out)
         if not config.keep:
