@@ -9,7 +9,7 @@ export CALLMETRICS_WAREHOUSE ?= $(CURDIR)/data/warehouse/callmetrics.duckdb
 export DBT_SEND_ANONYMOUS_USAGE_STATS = false
 export DO_NOT_TRACK = 1
 
-.PHONY: install install-test demo test lint dagster screenshot bench clean
+.PHONY: install install-test demo test lint dagster screenshot bench bench-10m clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,7 +44,10 @@ screenshot: install
 	$(BIN)/python scripts/screenshot_dagster.py
 
 bench: install-test
-	$(BIN)/python -m callmetrics.bench --calls 1000000
+	$(BIN)/python -m callmetrics.bench --calls 1000000 --memory-limit 3GB
+
+bench-10m: install-test
+	$(BIN)/python -m callmetrics.bench --calls 10000000 --memory-limit 10GB --naive-runs 1 --all-orgs-runs 3
 
 clean:
 	rm -rf target logs .pytest_cache .ruff_cache
