@@ -1,42 +1,36 @@
 {#- Incremental helpers (docs/design.md, "Incremental (arrival-based)"). -#}
 
-{#- The greatest `_loaded_at` already in this model, as SQL; '-infinity' when it is empty.
-    Rendered as a literal (read just before the model runs, when the model cannot change any
-    more), so that `_loaded_at > watermark` skips every row group loaded before by its
-    min/max statistics: rows are appended in load order, so a night reads only its own rows. -#}
-{% macro loaded_watermark(relation=none) -%}
+{#- The greatest value of a timestamptz `column` in `relation`, as a SQL timestamptz literal
+    read when the model runs ('-infinity' when the relation is empty). A literal, unlike a
+    subquery, lets DuckDB skip row groups (and the Parquet reader skip files' row groups) by
+    their min/max statistics. -#}
+{% macro max_timestamp_literal(relation, column) -%}
     {%- set query -%}
-        select strftime(max(_loaded_at) at time zone 'UTC', '%Y-%m-%d %H:%M:%S.%f')
-        from {{ relation or this }}
+        select strftime(max({{ column }}) at time zone 'UTC', '%Y-%m-%d %H:%M:%S.%f')
+        from {{ relation }}
     {%- endset -%}
-    {%- set watermark = none -%}
+    {%- set found = none -%}
     {%- if execute -%}
-        {%- set watermark = run_query(query).columns[0].values()[0] -%}
+        {%- set found = run_query(query).columns[0].values()[0] -%}
     {%- endif -%}
-    {%- if watermark is none -%}
+    {%- if found is none -%}
         '-infinity'::timestamptz
     {%- else -%}
-        '{{ watermark }}+00'::timestamptz
+        '{{ found }}+00'::timestamptz
     {%- endif -%}
 {%- endmacro %}
 
+{#- The greatest `_loaded_at` already in this model. The model cannot change between this read
+    and its run, and rows are appended in load order, so `_loaded_at > watermark` reads only the
+    row groups of the nights since. -#}
+{% macro loaded_watermark(relation=none) -%}
+    {{ max_timestamp_literal(relation or this, '_loaded_at') }}
+{%- endmacro %}
+
 {#- The lower bound of `updated_at` that an incremental run of the calls staging model re-reads:
-    the greatest version already loaded minus `var('lookback_days')`. Rendered as a literal so
-    that the Parquet reader can skip row groups by their statistics. -#}
+    the greatest version already loaded minus `var('lookback_days')`. -#}
 {% macro calls_reload_since() -%}
-    {%- set query -%}
-        select strftime(max(updated_at) at time zone 'UTC', '%Y-%m-%d %H:%M:%S.%f')
-        from {{ this }}
-    {%- endset -%}
-    {%- set watermark = none -%}
-    {%- if execute -%}
-        {%- set watermark = run_query(query).columns[0].values()[0] -%}
-    {%- endif -%}
-    {%- if watermark is none -%}
-        '-infinity'::timestamptz
-    {%- else -%}
-        ('{{ watermark }}+00'::timestamptz - interval '{{ var("lookback_days") }} days')
-    {%- endif -%}
+    ({{ max_timestamp_literal(this, 'updated_at') }} - interval '{{ var("lookback_days") }} days')
 {%- endmacro %}
 
 {#- The telemetry files (relative to the telemetry folder) not loaded yet, as a SQL list of
