@@ -112,14 +112,11 @@
         target_rows.{{ key }} = replaced_keys.{{ key }}{{ " and " if not loop.last }}
     {%- endfor %};
 
-    {%- set column_names = arg_dict['dest_columns'] | map(attribute='name') | list %}
 
     insert into {{ target }} ({{ columns_csv }})
     select {{ columns_csv }}
     from {{ source }}
     where {{ keep_rows_where }}
-    {#- appended rows keep the organization and time order of the rest of the table #}
-    {% if 'organization_id' in column_names and 'bucket_start' in column_names -%}
-    order by organization_id, bucket_start
-    {%- endif %}
+    {#- appended rows keep the key order (organization, time) the rest of the table is stored in #}
+    order by {{ keys | join(', ') }}
 {%- endmacro %}

@@ -113,6 +113,8 @@ SECTIONS: tuple[Section, ...] = (
             calls_held="is_escalated = 1 and escalation_reason is not null"),
 )
 
+SECTIONS_BY_NAME = {section.name: section for section in SECTIONS}
+
 REQUIRED_TABLES = tuple(s.mart for s in SECTIONS) + (
     "fct_calls", "dim_organizations", "dim_resellers", "dim_agents",
 )
@@ -206,9 +208,8 @@ def fetch_parts(
         params = {"first_bucket": first, "stop_bucket": stop, **scope}
         cursor = con.execute(marts_sql(by_org=by_org, org_count=org_count), params)
         column = {d[0]: n for n, d in enumerate(cursor.description)}
-        by_name = {section.name: section for section in SECTIONS}
         for row in cursor.fetchall():
-            section = by_name[row[column[SECTION_COLUMN]]]
+            section = SECTIONS_BY_NAME[row[column[SECTION_COLUMN]]]
             sums = {c: to_exact(row[column[c]]) for c in section.sums}
             if any(sums.values()):  # skip the all-null row of an ungrouped empty sum
                 target = parts_of(row[column["organization_id"]] if by_org else None)
