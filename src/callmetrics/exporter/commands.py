@@ -24,8 +24,8 @@ ALL_FILE = "all-organizations.json"
 def run_export(args: argparse.Namespace) -> int:
     time_range = parse_range(args.start, args.end)
     with Exporter() as exporter:
-        payload = exporter.payload(time_range, args.org, args.reseller)
-    text = payload.to_json() + "\n"
+        answer = exporter.answer(time_range, args.org, args.reseller)
+    text = answer.to_json() + "\n"
     if args.out:
         write_atomic(Path(args.out), text)
     else:
