@@ -383,10 +383,11 @@ def test_injection_looking_ids_are_just_unknown(client: httpx.Client, keys: Keys
 
 def test_wrong_methods_and_paths(client: httpx.Client, keys: Keys) -> None:
     headers = {"Authorization": f"Bearer {keys.platform}"}
-    for method in ("POST", "PUT", "DELETE", "PATCH"):
+    for method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
         response = client.request(method, "/v1/metrics?startDate=2025-02-10&endDate=2025-02-11",
                                   headers=headers)
         assert_error(response, 405, "method_not_allowed")
+        assert response.headers["allow"] == "GET"
     for path in ("/", "/v1", "/v1/metric", "/v2/metrics", "/v1/metrics/extra",
                  "/v1/metrics%00", "/" + "a" * 10_000, "/%2e%2e/%2e%2e/etc/passwd"):
         response = client.get(path, headers=headers)

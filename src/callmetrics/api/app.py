@@ -232,7 +232,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         if exc.status_code == 405:
             return error(405, "method_not_allowed",
                          f"{request.method[:20]} is not allowed on this path: use GET",
-                         {"Allow": "GET, HEAD"})
+                         {"Allow": "GET"})
         return error(exc.status_code, "invalid_parameter" if exc.status_code == 400
                      else "internal", str(exc.detail)[:200])
 
