@@ -49,6 +49,8 @@ def _add_api(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--pool-size", type=int, default=None,
                    help="read-only warehouse connections per worker (default 4)")
+    p.add_argument("--cache-mb", type=int, default=None,
+                   help="answers kept per warehouse version, in MiB (default 64; 0: none)")
     p = sub.add_parser("keys", help="create, list or revoke API keys (CALLMETRICS_KEYS)")
     keys = p.add_subparsers(dest="keys_command", required=True)
     create = keys.add_parser("create", help="make a key; prints it once on standard output")

@@ -43,6 +43,8 @@ access_log = logging.getLogger("callmetrics.api.access")
 
 POOL_SIZE_ENV = "CALLMETRICS_API_POOL_SIZE"
 DEFAULT_POOL_SIZE = 4
+CACHE_ENV = "CALLMETRICS_API_CACHE_MB"
+DEFAULT_CACHE_MB = 64
 NOT_FOUND_MESSAGE = (
     "not found: no organization or reseller with that id is visible to this key"
 )
@@ -57,12 +59,16 @@ class ApiSettings:
     warehouse: Path
     keys: Path
     pool_size: int = DEFAULT_POOL_SIZE
+    cache_mb: int = DEFAULT_CACHE_MB
 
     @classmethod
     def from_env(cls) -> ApiSettings:
         text = os.environ.get(POOL_SIZE_ENV)
         size = int(text) if text and text.isdigit() and int(text) > 0 else DEFAULT_POOL_SIZE
-        return cls(warehouse=Settings.from_env().warehouse, keys=keys_path(), pool_size=size)
+        text = os.environ.get(CACHE_ENV)
+        cache = int(text) if text and text.isdigit() else DEFAULT_CACHE_MB
+        return cls(warehouse=Settings.from_env().warehouse, keys=keys_path(), pool_size=size,
+                   cache_mb=cache)
 
 
 # ------------------------------------------------------------------ bodies (for the docs)
@@ -201,7 +207,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     """The application on ``settings`` (default: from the environment)."""
     settings = settings or ApiSettings.from_env()
     _configure_logging()
-    pool = WarehousePool(settings.warehouse, settings.pool_size)
+    pool = WarehousePool(settings.warehouse, settings.pool_size,
+                         cache_bytes=settings.cache_mb * 1024 * 1024)
     keys = KeyRing(settings.keys)
 
     @asynccontextmanager
@@ -294,11 +301,12 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                            "Vary": "Authorization"}
                 if _matches(request.headers.get("if-none-match"), etag):
                     return Response(status_code=304, headers=headers)
-                answer = exporter.answer(query.time_range, organization_id, reseller_id)
+                body = generation.cache.get_or_compute(etag, lambda: exporter.answer(
+                    query.time_range, organization_id, reseller_id,
+                ).to_json(indent=None).encode("utf-8"))
         except Unavailable as exc:
             return _unavailable(exc)
-        return Response(answer.to_json(indent=None), media_type="application/json",
-                        headers=headers)
+        return Response(body, media_type="application/json", headers=headers)
 
     @app.get(
         "/healthz",

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from callmetrics.api.cache import DEFAULT_MAX_BYTES, AnswerCache
 from callmetrics.errors import UserError
 from callmetrics.exporter import Exporter, WarehouseFacts
 
@@ -41,6 +42,7 @@ class Generation:
     path: Path
     size: int
     facts: WarehouseFacts
+    cache: AnswerCache = field(default_factory=AnswerCache)
     idle: list[Exporter] = field(default_factory=list)
     opened: int = 0
     in_flight: int = 0
@@ -82,11 +84,12 @@ def _file_key(path: Path) -> FileKey:
 class WarehousePool:
     """Borrow an exporter on the live version with ``with pool.exporter() as (exp, gen):``."""
 
-    def __init__(self, link: Path, size: int = 4) -> None:
+    def __init__(self, link: Path, size: int = 4, cache_bytes: int = DEFAULT_MAX_BYTES) -> None:
         if size < 1:
             raise ValueError("the pool needs at least one connection")
         self.link = link
         self.size = size
+        self.cache_bytes = cache_bytes
         self._lock = threading.Lock()  # guards _live and the in_flight counts
         self._opening = threading.Lock()  # one thread opens a new version at a time
         self._live: Generation | None = None
@@ -119,7 +122,7 @@ class WarehousePool:
             exporter.close()
             raise
         generation = Generation(key=key, path=path, size=self.size, facts=facts,
-                                idle=[exporter], opened=1)
+                                cache=AnswerCache(self.cache_bytes), idle=[exporter], opened=1)
         log.info("serving warehouse version %s (%s)", facts.version, path)
         return generation
 

@@ -16,7 +16,7 @@ from types import FrameType
 
 import uvicorn
 
-from callmetrics.api.app import POOL_SIZE_ENV, ApiSettings, create_app
+from callmetrics.api.app import CACHE_ENV, POOL_SIZE_ENV, ApiSettings, create_app
 
 
 class _Server(uvicorn.Server):
@@ -32,6 +32,8 @@ class _Server(uvicorn.Server):
 def run_serve(args: argparse.Namespace) -> int:
     if args.pool_size is not None:
         os.environ[POOL_SIZE_ENV] = str(args.pool_size)
+    if args.cache_mb is not None:
+        os.environ[CACHE_ENV] = str(args.cache_mb)
     common = dict(host=args.host, port=args.port, access_log=False, log_level="info",
                   timeout_graceful_shutdown=30, server_header=False)
     if args.workers > 1:
