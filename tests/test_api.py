@@ -177,7 +177,6 @@ def test_meta_says_what_was_answered(client: httpx.Client, keys: Keys,
         "timeZone": "UTC", "granularity": "day", "warehouseVersion": version,
         "dataAsOf": newest,
     }
-    assert version == Path(generated_warehouse.warehouse.resolve()).stem
     health = client.get("/healthz")
     assert health.status_code == 200
     assert health.json() == {"status": "ok", "warehouseVersion": version}
@@ -487,6 +486,24 @@ def test_a_signal_stops_the_server_gracefully(sig: int, tmp_path: Path, keys: Ke
         with api.client() as c:
             assert c.get("/healthz").status_code == 200
         assert api.stop(sig) == 0
+    assert "Traceback" not in api.log()
+
+
+def test_an_unreadable_keys_file_refuses_every_key_then_recovers(
+    tmp_path: Path, keys: Keys, generated_warehouse: BuiltWarehouse,
+) -> None:
+    path = tmp_path / "keys.json"
+    _, token = create_key(path, "platform", None)
+    good = path.read_text()
+    params = {"startDate": "2025-02-10", "endDate": "2025-02-11"}
+    with running_server(generated_warehouse.warehouse, path, tmp_path / "s.log") as api, \
+            api.client() as c:
+        assert ask(c, token, **params).status_code == 200
+        path.write_text("{ not json")
+        body = assert_error(ask(c, token, **params), 503, "unavailable")
+        assert "keys file" in body["error"]["message"] and str(path) not in body["error"]["message"]
+        path.write_text(good + "\n")
+        assert ask(c, token, **params).status_code == 200
     assert "Traceback" not in api.log()
 
 

@@ -30,7 +30,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from callmetrics.api.keys import ApiKey, KeyRing, keys_path
+from callmetrics.api.keys import ApiKey, KeyRing, KeysUnreadable, keys_path
 from callmetrics.api.params import PARAMETERS, REQUIRED, ParamError, parse_query
 from callmetrics.api.pool import Generation, Unavailable, WarehousePool
 from callmetrics.api.scoping import NotFound, authorize
@@ -183,7 +183,8 @@ _ERRORS = {
     401: ("unauthorized", "No key, or a malformed, unknown or revoked key. Carries "
           "`WWW-Authenticate: Bearer`."),
     404: ("not_found", "An unknown id, or one outside the key's scope: the same body for both."),
-    503: ("unavailable", "No warehouse version is published yet."),
+    503: ("unavailable", "No warehouse version is published yet (or the server cannot read "
+          "its keys file)."),
     500: ("internal", "A bug: logged with its traceback on the server, never sent."),
 }
 
@@ -282,7 +283,12 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     ) -> Response:
         if not request.headers.get("authorization"):
             return _unauthorized("no key: send `Authorization: Bearer <key>`", False)
-        key = _key(request, credentials)
+        try:
+            key = _key(request, credentials)
+        except KeysUnreadable as exc:
+            log.error("cannot check keys: %s", exc)
+            return error(503, "unavailable", "the server cannot read its keys file: "
+                         "try again later", {"Retry-After": "60"})
         if key is None:
             return _unauthorized("the key is malformed, unknown or revoked", True)
         try:

@@ -169,8 +169,13 @@ def revoke_key(path: Path, key_id: str) -> ApiKey:
 _DUMMY_HASH = hash_key(PREFIX + "0" * _ID_HEX + "_" + "0" * 43)
 
 
+class KeysUnreadable(Exception):
+    """The keys file exists but cannot be read or parsed: no key can be checked."""
+
+
 class KeyRing:
-    """The server's view of the keys file, re-read whenever the file changes."""
+    """The server's view of the keys file, re-read whenever the file changes. A file that
+    cannot be read refuses every key (``KeysUnreadable``) until it is fixed."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -186,7 +191,10 @@ class KeyRing:
             signature = None
         with self._lock:
             if signature != self._signature:
-                keys = _read(self.path) if signature is not None else []
+                try:
+                    keys = _read(self.path) if signature is not None else []
+                except UserError as exc:
+                    raise KeysUnreadable(str(exc)) from None
                 self._keys = {k.id: k for k in keys}
                 self._signature = signature
             return self._keys
