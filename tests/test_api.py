@@ -13,6 +13,7 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -505,6 +506,41 @@ def test_an_unreadable_keys_file_refuses_every_key_then_recovers(
         path.write_text(good + "\n")
         assert ask(c, token, **params).status_code == 200
     assert "Traceback" not in api.log()
+
+
+def test_sigterm_lets_requests_in_flight_finish(tmp_path: Path, keys: Keys,
+                                                generated_warehouse: BuiltWarehouse) -> None:
+    """With one connection in the pool, requests queue in the server; SIGTERM while they are
+    in flight: each gets its whole 200 answer, then the process exits 0."""
+    import threading
+
+    with running_server(generated_warehouse.warehouse, keys.path, tmp_path / "s.log",
+                        "--pool-size", "1", "--cache-mb", "0") as api:
+        with api.client() as c:
+            assert c.get("/healthz").status_code == 200
+        results: list[object] = []
+        sent = threading.Barrier(7)
+
+        def one(day: int) -> None:
+            with api.client() as c:
+                sent.wait()
+                try:
+                    results.append(ask(c, keys.platform, startDate=f"2025-02-{day:02d}",
+                                       endDate="2025-03-01T12:34:56.789Z"))
+                except httpx.HTTPError as exc:
+                    results.append(exc)
+
+        threads = [threading.Thread(target=one, args=(day,)) for day in range(10, 16)]
+        for thread in threads:
+            thread.start()
+        sent.wait()
+        time.sleep(0.3)  # the requests are in the server, queued for the one connection
+        assert api.stop(signal.SIGTERM) == 0
+        for thread in threads:
+            thread.join(timeout=60)
+    statuses = [r.status_code if isinstance(r, httpx.Response) else repr(r) for r in results]
+    assert statuses == [200] * 6, statuses
+    assert all(r.json()["data"]["metrics"]["totalCalls"] > 0 for r in results)
 
 
 # ------------------------------------------------------------------ keys command
