@@ -31,7 +31,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from callmetrics.api.keys import ApiKey, KeyRing, KeysUnreadable, keys_path
-from callmetrics.api.params import PARAMETERS, REQUIRED, ParamError, parse_query
+from callmetrics.api.params import PARAMETERS, REQUIRED, MetricsRequest, ParamError, parse_query
 from callmetrics.api.pool import Generation, Unavailable, WarehousePool
 from callmetrics.api.scoping import NotFound, authorize
 from callmetrics.exporter.meta import MetricsAnswer
@@ -109,13 +109,14 @@ def _unavailable(exc: Unavailable) -> Response:
     )
 
 
-def _etag(generation: Generation, request: Any, organization_id: str | None,
+def _etag(generation: Generation, query: MetricsRequest, organization_id: str | None,
           reseller_id: str | None) -> str:
-    time_range = request.time_range
+    """The answer's identity: the version file, the resolved range and scope, the options."""
+    time_range = query.time_range
     text = "\x1f".join(map(str, (
         generation.key, generation.facts.version, iso(time_range.start), iso(time_range.end),
         time_range.first_date, time_range.last_date, organization_id, reseller_id,
-        request.time_zone, request.granularity,
+        query.time_zone, query.granularity,
     )))
     return '"' + hashlib.sha256(text.encode("utf-8")).hexdigest()[:32] + '"'
 
