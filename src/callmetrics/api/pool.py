@@ -58,10 +58,12 @@ class Generation:
             self.opened += 1
         try:
             return Exporter(self.path)
-        except BaseException:
+        except BaseException as exc:
             with self.cond:
                 self.opened -= 1
                 self.cond.notify()
+            if isinstance(exc, UserError | OSError):
+                raise Unavailable(f"cannot open {self.path}: {exc}") from None
             raise
 
     def give(self, exporter: Exporter) -> None:
