@@ -259,7 +259,7 @@ def _ensure_database(server: Server) -> None:
                     sql.SQL(verb), sql.Identifier(LOADER), sql.Literal(hashed)
                 )
             )
-            line = f"127.0.0.1:{server.port}:{DATABASE}:{LOADER}:{password}\n"
+            line = f"127.0.0.1:{server.port}:*:{LOADER}:{password}\n"
             fd = os.open(server.passfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(line)
