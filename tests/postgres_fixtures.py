@@ -49,6 +49,7 @@ def postgres_server() -> Iterator[server.Server]:
     from callmetrics.cli import main
 
     base = Path(tempfile.mkdtemp(prefix="callmetrics-pg-test-"))
+    base.chmod(0o755)  # the postgres user runs the server below it
     saved = {k: os.environ.get(k) for k in (server.DIR_ENV, server.PORT_ENV)}
     os.environ[server.DIR_ENV] = str(base)
     os.environ[server.PORT_ENV] = str(_free_port())

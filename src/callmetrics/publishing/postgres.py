@@ -164,7 +164,8 @@ def describe(url: str) -> str:
 
 def _reason(exc: BaseException) -> str:
     """The most telling line of a libpq error, on one line."""
-    text = " ".join(str(exc).split())
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    text = " ".join((lines[0] if lines else "").split())
     text = re.sub(r"^connection failed: ", "", text)
     text = re.sub(r'connection to server at "[^"]*"(?: \([^)]*\))?, port \d+ failed: ', "", text)
     text = text.replace("FATAL: ", "")

@@ -105,9 +105,14 @@ def run_bi_user(args: argparse.Namespace) -> int:
             if not rows:
                 print("no BI logins yet: callmetrics bi-user create --org ID | --reseller ID")
                 return 0
-            print(f"{'role':<32} {'scope':<12} {'id':<24} {'orgs':>5}  created")
+            width = max(len("role"), *(len(r[0]) for r in rows))
+            id_width = max(len("id"), *(len(r[2] or "-") for r in rows))
+            print(f"{'role':<{width}}  {'scope':<12}  {'id':<{id_width}}  {'orgs':>5}  created")
             for role, scope, scope_id, orgs, created in rows:
-                print(f"{role:<32} {scope:<12} {scope_id or '-':<24} {orgs:>5}  {created}")
+                print(
+                    f"{role:<{width}}  {scope:<12}  {scope_id or '-':<{id_width}}  "
+                    f"{orgs:>5}  {created}"
+                )
             return 0
         postgres_roles.revoke_login(con, args.role)
         print(f"callmetrics bi-user: {args.role} dropped", file=sys.stderr)

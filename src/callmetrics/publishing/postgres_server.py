@@ -157,6 +157,19 @@ def _give_to_cluster_owner(path: Path) -> None:
         os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
+def _check_reachable(base: Path) -> None:
+    """As root, the cluster is run by the postgres user: every folder above it must let others
+    through (o+x), or initdb fails with a bare 'Permission denied'."""
+    if os.geteuid() != 0:
+        return
+    for folder in base.parents:
+        if not folder.stat().st_mode & 0o001:
+            raise UserError(
+                f"the {OS_USER} user cannot reach {base}: {folder} is closed to others; "
+                f"chmod o+x {folder} or set {DIR_ENV} to a folder it can reach"
+            )
+
+
 def _run(command: list[str], what: str, log: Path | None = None) -> None:
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -181,6 +194,7 @@ def start(server: Server) -> bool:
         return False
     server.base.mkdir(parents=True, exist_ok=True)
     server.base.chmod(0o755)  # the postgres user must reach cluster/ and run/
+    _check_reachable(server.base)
     if not (server.data_dir / "PG_VERSION").exists():
         if server.data_dir.exists():
             shutil.rmtree(server.data_dir)  # a half-made cluster from an interrupted start
