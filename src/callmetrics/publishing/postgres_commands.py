@@ -18,7 +18,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     scope.add_argument("--org", help="organization id: sees that organization's rows")
     scope.add_argument("--reseller", help="reseller id: sees its organizations' rows")
     scope.add_argument("--platform", action="store_true", help="the platform: every row")
-    create.add_argument("--name", help="role name (default: bi_org_<id>, bi_reseller_<id>, ...)")
+    create.add_argument(
+        "--name", help="role name (default: bi_org_<random>, bi_reseller_<random>, ...)"
+    )
     actions.add_parser("list", help="the logins and what each sees")
     revoke = actions.add_parser("revoke", help="drop a login")
     revoke.add_argument("role", help="the role name shown by `bi-user list`")

@@ -185,12 +185,11 @@ class NewLogin:
     organizations: int
 
 
-def _role_name(scope: str, scope_id: str | None) -> str:
+def _role_name(scope: str) -> str:
+    """A random name: every login can list role names (pg_roles), so a name must not tell
+    which organization or reseller another tenant is (`bi-user list` says it)."""
     prefix = {"organization": "bi_org", "reseller": "bi_reseller", "platform": "bi_platform"}[scope]
-    if scope_id is None:
-        return f"{prefix}_{secrets.token_hex(3)}"
-    slug = re.sub(r"[^a-z0-9]+", "_", scope_id.lower()).strip("_")[:40] or "x"
-    return f"{prefix}_{slug}"
+    return f"{prefix}_{secrets.token_hex(4)}"
 
 
 def create_login(
@@ -221,7 +220,7 @@ def create_login(
                 "CALLMETRICS_POSTGRES_URL set first"
             )
         raise UserError(f"{scope} {scope_id!r} is not in the published warehouse")
-    role = name or _role_name(scope, scope_id)
+    role = name or _role_name(scope)
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", role):
         raise UserError(f"role name {role!r}: use lower-case letters, digits and _ (max 63)")
     if con.execute("select 1 from pg_roles where rolname = %s", [role]).fetchone():
