@@ -557,6 +557,13 @@ def _publish_locked(
     if live is not None and live[0] == number:
         report.reused = sorted(_version_tables(con, number))
         return
+    newest = con.execute("select max(number) from bi_access.versions").fetchone()
+    if newest and newest[0] is not None and int(newest[0]) > number:
+        raise PostgresError(
+            f"PostgreSQL at {report.target} already holds v{int(newest[0]):06d}, newer than "
+            f"{version}: it was published from another warehouse; point {URL_ENV} at a "
+            "database of this warehouse's own"
+        )
     _prune(con, keep)  # what a failed or killed load left
     previous = _version_tables(con, live[0]) if live else {}
     schema = f"{roles.VERSION_PREFIX}{number:06d}"

@@ -108,7 +108,6 @@ def ensure_setup(con: psycopg.Connection) -> None:
     con.execute(
         sql.SQL("grant create, connect on database {} to {}").format(_ident(db), _ident(OWNER))
     )
-    con.execute(sql.SQL("revoke all on database {} from public").format(_ident(db)))
     con.execute(sql.SQL("grant connect on database {} to {}").format(_ident(db), _ident(ANALYST)))
     con.execute(sql.SQL("set role {}").format(_ident(OWNER)))
     with con.transaction():

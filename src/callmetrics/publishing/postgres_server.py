@@ -284,6 +284,11 @@ def _ensure_database(server: Server) -> None:
                 sql.Identifier(DATABASE), sql.Identifier(LOADER)
             )
         )
+        # A database of its own: only the roles callmetrics grants may connect or make
+        # temporary tables (on a shared server, do the same by hand).
+        con.execute(
+            sql.SQL("revoke all on database {} from public").format(sql.Identifier(DATABASE))
+        )
 
 
 def stop(server: Server, timeout: float = 60.0) -> bool:
