@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_api(sub)
     p = sub.add_parser("demo", help="generate demo data if missing, build, export-all")
     p.add_argument("--calls", type=int, default=20_000, help="calls in the demo data")
+    from callmetrics.publishing.postgres_commands import add_parsers as add_postgres_parsers
+
+    add_postgres_parsers(sub)
     return parser
 
 
@@ -128,6 +131,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         from callmetrics.demo import run_demo
 
         return run_demo(calls=args.calls)
+    if args.command == "postgres":
+        from callmetrics.publishing.postgres_commands import run_postgres
+
+        return run_postgres(args)
+    if args.command == "bi-user":
+        from callmetrics.publishing.postgres_commands import run_bi_user
+
+        return run_bi_user(args)
     raise AssertionError(f"unhandled command {args.command}")
 
 
