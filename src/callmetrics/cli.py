@@ -35,7 +35,9 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--end", required=True, help="end of range, ISO 8601 (inclusive)")
     p.add_argument("--org", default=None, help="organization id")
     p.add_argument("--reseller", default=None, help="reseller id")
-    p.add_argument("--out", default=None, help="write to this file instead of stdout")
+    p.add_argument(
+        "--out", default=None, help="write to this regular file (- or none: standard output)"
+    )
     p = sub.add_parser("export-all", help="one payload file per organization and reseller")
     p.add_argument("--start", required=True, help="start of range, ISO 8601 (inclusive)")
     p.add_argument("--end", required=True, help="end of range, ISO 8601 (inclusive)")

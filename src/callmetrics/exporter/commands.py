@@ -5,15 +5,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
-from callmetrics.errors import UserError
 from callmetrics.exporter.api import AllPayloads, Exporter
+from callmetrics.exporter.output import ensure_folder, write_atomic, write_text
 from callmetrics.exporter.payload import MetricsPayload
 from callmetrics.exporter.timerange import iso, parse_range
 
@@ -25,17 +23,14 @@ def run_export(args: argparse.Namespace) -> int:
     time_range = parse_range(args.start, args.end)
     with Exporter() as exporter:
         payload = exporter.payload(time_range, args.org, args.reseller)
-    text = payload.to_json() + "\n"
-    if args.out:
-        write_atomic(Path(args.out), text)
-    else:
-        sys.stdout.write(text)
+    write_text(args.out, payload.to_json() + "\n")
     return 0
 
 
 def run_export_all(args: argparse.Namespace) -> int:
     time_range = parse_range(args.start, args.end)
     out = Path(args.out)
+    ensure_folder(out)
     with Exporter() as exporter:
         result = exporter.export_all(time_range)
         warehouse = str(exporter.path)
@@ -84,24 +79,3 @@ def file_name(scope_id: str) -> str:
     if len(name) > 150:
         name = name[:100] + "-" + hashlib.sha256(scope_id.encode()).hexdigest()[:16]
     return (name or "%00") + ".json"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and a rename."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
