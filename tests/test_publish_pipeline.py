@@ -63,7 +63,7 @@ class Project:
         return json.loads((self.versions / "manifest.json").read_text())
 
     def live_name(self) -> str:
-        return Path(os.readlink(self.link)).stem
+        return Path(os.readlink(self.link)).parent.name  # vNNNNNN/callmetrics.duckdb
 
     def fingerprint(self) -> tuple[str, str, str, str]:
         """What readers see: the link, the live file's bytes, the Parquet pointer and files."""

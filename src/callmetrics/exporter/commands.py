@@ -13,14 +13,34 @@ from urllib.parse import quote
 from callmetrics.exporter.api import AllPayloads, Exporter
 from callmetrics.exporter.output import ensure_folder, write_atomic, write_text
 from callmetrics.exporter.payload import MetricsPayload
-from callmetrics.exporter.timerange import iso, parse_range
+from callmetrics.exporter.timerange import ONE_US, TimeRange, iso, parse_range
 
 MANIFEST = "manifest.json"
 ALL_FILE = "all-organizations.json"
 
 
+def _request_range(start: str, end: str) -> TimeRange:
+    """The parsed range, kept inside what the exporter can split into buckets.
+
+    The exporter reads the partial bucket before the first whole one up to `first - 1 us`;
+    for a start at the very first instant datetime can hold (0001-01-01T00:00:00Z) that
+    microsecond does not exist (OverflowError). The range then starts one microsecond later,
+    which keeps every possible call (none can start before the year 1) and the dates listed.
+    """
+    time_range = parse_range(start, end)
+    earliest = datetime.min.replace(tzinfo=UTC)
+    if time_range.start == earliest and time_range.end > earliest:
+        time_range = TimeRange(
+            start=earliest + ONE_US,
+            end=time_range.end,
+            first_date=time_range.first_date,
+            last_date=time_range.last_date,
+        )
+    return time_range
+
+
 def run_export(args: argparse.Namespace) -> int:
-    time_range = parse_range(args.start, args.end)
+    time_range = _request_range(args.start, args.end)
     with Exporter() as exporter:
         payload = exporter.payload(time_range, args.org, args.reseller)
     write_text(args.out, payload.to_json() + "\n")
@@ -28,7 +48,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_export_all(args: argparse.Namespace) -> int:
-    time_range = parse_range(args.start, args.end)
+    time_range = _request_range(args.start, args.end)
     out = Path(args.out)
     ensure_folder(out)
     with Exporter() as exporter:

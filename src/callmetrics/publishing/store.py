@@ -420,20 +420,22 @@ class WarehouseStore:
                 prepare_seconds=round(time.perf_counter() - started, 3),
                 run_id=run_id,
             )
-            write_atomic(
-                self.work_info_path,
-                json.dumps(
-                    {
-                        "method": method,
-                        "base": base,
-                        "carried": carried,
-                        "prepared_at": _now().isoformat(),
-                        "prepare_seconds": slot_info.prepare_seconds,
-                        "pid": os.getpid(),
-                        "run_id": run_id,
-                    }
-                ),
-            )
+            info = {
+                "method": method,
+                "base": base,
+                "carried": carried,
+                "prepared_at": _now().isoformat(),
+                "prepare_seconds": slot_info.prepare_seconds,
+                "pid": os.getpid(),
+                "run_id": run_id,
+            }
+            try:
+                write_atomic(self.work_info_path, json.dumps(info))
+            except OSError as exc:
+                remove_tree(self.work_dir)
+                raise UserError(
+                    f"writing {self.work_info_path} failed: {_reason(exc)}; nothing was published"
+                ) from None
             return slot_info
 
     def discard_work(self) -> None:
