@@ -18,7 +18,7 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resellers", type=int, default=3, help="resellers (default 3)")
     p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     p.add_argument(
-        "--end", default=None, help="last day of calls, YYYY-MM-DD (default: 2025-03-01)"
+        "--end", default=None, help="last day of calls, YYYY-MM-DD (default: yesterday, UTC)"
     )
     p.add_argument(
         "--dirt-rate", type=float, default=0.01, help="share of dirty rows (default 0.01)"
