@@ -166,6 +166,16 @@ def test_sqlalchemy_inspection_names_stay_the_same_across_publishes(published: P
     bi.dispose()
 
 
+def test_the_duckdb_cli_of_the_bi_extra_reads_callmetrics_marts(published: Published) -> None:
+    done = subprocess.run(
+        [str(PROJECT_ROOT / ".venv" / "bin" / "duckdb"), "-readonly", "-csv", "-noheader",
+         str(published.link), "-c", f"{COUNT_SQL}; {VERSION_SQL}"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(published.mart_rows), "v000002"]
+
+
 def test_dbt_show_reads_the_live_version_beside_an_open_reader(published: Published) -> None:
     assert published.first["dbt_show"] == [{"n": published.mart_rows, "v": "v000001"}]
     with reader_process(published.link):
