@@ -17,8 +17,8 @@ database's catalog after its file name, so the catalog is `callmetrics` in every
 while dbt builds (`callmetrics.marts.mart_metrics`, SQLAlchemy's schema names, dbt's
 `database` and its docs catalog stay the same from one night to the next). A version is a
 folder, published and pruned with one directory rename. A store in the older layout (one
-`vNNNNNN.duckdb` file per version) is moved into this one by the first build, publish or
-rollback, without a moment where the link points at nothing.
+`vNNNNNN.duckdb` file per version) is moved into this one by the first command that reads the
+store (build, rollback, `rollback --list`), without a moment where the link points at nothing.
 
 A build writes only the work file, a file no reader can hold: it is never published while
 being written. To avoid copying the warehouse every night, the work file is the oldest kept
