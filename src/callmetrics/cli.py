@@ -18,7 +18,7 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resellers", type=int, default=3, help="resellers (default 3)")
     p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     p.add_argument(
-        "--end", default=None, help="last day of calls, YYYY-MM-DD (default: 2025-03-01)"
+        "--end", default=None, help="last day of calls, YYYY-MM-DD (default: yesterday, UTC)"
     )
     p.add_argument(
         "--dirt-rate", type=float, default=0.01, help="share of dirty rows (default 0.01)"
@@ -35,7 +35,9 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--end", required=True, help="end of range, ISO 8601 (inclusive)")
     p.add_argument("--org", default=None, help="organization id")
     p.add_argument("--reseller", default=None, help="reseller id")
-    p.add_argument("--out", default=None, help="write to this file instead of stdout")
+    p.add_argument(
+        "--out", default=None, help="write to this regular file (- or none: standard output)"
+    )
     p = sub.add_parser("export-all", help="one payload file per organization and reseller")
     p.add_argument("--start", required=True, help="start of range, ISO 8601 (inclusive)")
     p.add_argument("--end", required=True, help="end of range, ISO 8601 (inclusive)")
