@@ -6,11 +6,12 @@
     Every known reason is listed, with 0 when nothing was left out for it. -#}
 with raw_call_versions as (
     select
-        id as call_id,
+        call_id,
         updated_at,
         count(*) as row_count
-    from {{ source('platform', 'calls') }}
-    group by id, updated_at
+    from {{ ref('stg_platform__call_versions') }}
+    where not is_file_marker
+    group by call_id, updated_at
 ),
 
 int_calls as (
