@@ -27,6 +27,19 @@
     {{ max_timestamp_literal(relation or this, '_loaded_at') }}
 {%- endmacro %}
 
+{#- How many rows of `relation` have `_loaded_at` above `watermark` (a literal from
+    loaded_watermark()), read when the model runs; 0 at parse time. A model that finds none can
+    skip its scans of the history with a constant false filter, so a quiet night costs little. -#}
+{% macro rows_loaded_since(relation, watermark) -%}
+    {%- set found = 0 -%}
+    {%- if execute -%}
+        {%- set found = run_query(
+            "select count(*) from " ~ relation ~ " where _loaded_at > " ~ watermark
+        ).columns[0].values()[0] -%}
+    {%- endif -%}
+    {{- return(found) -}}
+{%- endmacro %}
+
 {#- The glob pattern (a SQL string literal) of raw table `table`'s Parquet files, for the table
     functions that take a pattern (parquet_metadata). -#}
 {% macro raw_files_pattern(table) -%}

@@ -107,6 +107,9 @@ EXPECTED_ROWS: dict[str, int] = {
     "reference.outcome_categories": _seed_rows("outcome_categories"),
     "snapshots.snp_platform__agents": len(AGENTS),              # one version each so far
     "intermediate.int_calls": 11,                               # as stg_platform__calls
+    "intermediate.int_call_versions": 11,                       # as stg_platform__calls
+    # e-16 (no call id) and the file's marker row
+    "intermediate.int_events_without_call": 2,
     # call ids named by an event with an id: c-1, c-2, c-3, c-4, c-6, c-7, c-8, c-12, ghost
     "intermediate.int_call_telemetry": 9,
     "marts.fct_calls": COUNTED_CALLS,

@@ -1,9 +1,9 @@
 {#- The latest version of every call (greatest updated_at): one row per call id.
     Incremental (arrival-based): a run takes the versions stg_platform__call_versions loaded
     since this model's last load (from whatever files arrived, whatever their updated_at) and
-    rewrites a call only when one of them is newer than the version held, or the call is new.
-    An older version (a re-sent extract) changes nothing: dq_left_out_rows counts it as
-    superseded. Rows without an id or updated_at are left out (counted in dq_left_out_rows). -#}
+    rewrites each call they name with the newer of the version held and the one that arrived.
+    An older version (a re-sent extract) changes nothing but _loaded_at: dq_left_out_rows
+    counts it as superseded. Rows without an id or updated_at are left out (counted in dq_left_out_rows). -#}
 {{
     config(
         materialized='incremental',
@@ -44,22 +44,41 @@ latest_arrived as (
 ),
 
 {% if is_incremental() -%}
+-- Each call that got a version is rewritten with the newer of the version held and the one that
+-- arrived (the held one on a tie: copies are identical). An older version changes nothing but
+-- the row's _loaded_at, so every arrival moves this model's watermark on.
 held_versions as (
     select
         call_id,
-        updated_at
+        organization_id,
+        agent_id,
+        started_at,
+        ended_at,
+        outcome_code,
+        transferred_at,
+        sentiment,
+        user_corrections,
+        escalation_reason,
+        updated_at,
+        _source_file
     from {{ this }}
     where call_id in (select latest_arrived.call_id from latest_arrived)
 ),
 
 new_versions as (
-    select latest_arrived.*
-    from latest_arrived
-    left join held_versions
-        on latest_arrived.call_id = held_versions.call_id
-    where
-        held_versions.call_id is null
-        or latest_arrived.updated_at > held_versions.updated_at
+    select * exclude (is_held)
+    from (
+        select
+            *,
+            true as is_held
+        from held_versions
+        union all
+        select
+            *,
+            false as is_held
+        from latest_arrived
+    ) as candidates
+    qualify row_number() over (partition by call_id order by updated_at desc, is_held desc) = 1
 )
 {%- else -%}
 new_versions as (
