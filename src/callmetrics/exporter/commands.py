@@ -50,10 +50,10 @@ def run_export(args: argparse.Namespace) -> int:
 def run_export_all(args: argparse.Namespace) -> int:
     time_range = request_range(args.start, args.end)
     out = Path(args.out)
-    ensure_folder(out)
     with Exporter() as exporter:
         result = exporter.export_all(time_range)
         warehouse = str(exporter.path)
+    ensure_folder(out)  # only once there is something to write: a failed export leaves no folder
     manifest = write_all(out, result, warehouse)
     print(
         f"wrote {len(manifest['files'])} payloads for {iso(time_range.start)} .. "
