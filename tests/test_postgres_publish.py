@@ -393,3 +393,41 @@ def test_bad_configuration_is_one_clear_line(pg_database, warehouse) -> None:
         message = str(failed.value)
         assert "\n" not in message and reason in message, message
         assert "wrong" not in message  # never the password
+
+
+def test_bi_user_command_creates_lists_and_revokes_logins(
+    pg_database, warehouse, monkeypatch, capsys
+) -> None:
+    from callmetrics.cli import main
+
+    publish(pg_database, warehouse, 1)
+    org = organizations(warehouse)[0][0]
+    monkeypatch.setenv(postgres.URL_ENV, pg_database.url)
+    capsys.readouterr()
+    assert main(["bi-user", "create", "--org", org]) == 0
+    out, err = capsys.readouterr()
+    printed = dict(line.split(":", 1) for line in out.splitlines())
+    role, password = printed["role"].split()[0], printed["password"].strip()
+    assert role.startswith("bi_org_") and org not in role  # names do not tell tenants' ids
+    assert password not in err
+    with psycopg.connect(pg_database.login_url(role, password)) as tenant:
+        seen = tenant.execute("select distinct organization_id from marts.mart_metrics")
+        assert [r[0] for r in seen] == [org]
+    assert main(["bi-user", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert role in listing and org in listing and password not in listing
+    # the password reached the server only as a SCRAM verifier: not in its log
+    log = pg_database.server.log_path.read_text(encoding="utf-8", errors="replace")
+    assert password not in log
+    with postgres.connect(pg_database.url) as admin:
+        stored = admin.execute(
+            "select count(*) from pg_stat_activity where query like %s", [f"%{password}%"]
+        ).fetchone()
+        assert stored == (0,)
+    assert main(["bi-user", "create", "--org", "no-such-org"]) == 2
+    assert "not in the published warehouse" in capsys.readouterr().err
+    assert main(["bi-user", "revoke", role]) == 0
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(pg_database.login_url(role, password))
+    assert main(["bi-user", "list"]) == 0
+    assert role not in capsys.readouterr().out
