@@ -9,7 +9,7 @@ export CALLMETRICS_WAREHOUSE ?= $(CURDIR)/data/warehouse/callmetrics.duckdb
 export DBT_SEND_ANONYMOUS_USAGE_STATS = false
 export DO_NOT_TRACK = 1
 
-.PHONY: install install-test demo test lint dagster docs screenshot bench bench-10m clean
+.PHONY: install install-test demo test lint dagster docs screenshot bench bench-10m bench-api clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ bench: install-test
 
 bench-10m: install-test
 	$(BIN)/python -m callmetrics.bench --calls 10000000 --memory-limit 10GB --naive-runs 1 --all-orgs-runs 3
+
+# The API under load (bench/api_load.py): 16 clients, one organization x 30 days, 30 s.
+bench-api: install-test
+	$(BIN)/python bench/api_load.py --warehouse $(CALLMETRICS_WAREHOUSE) --out bench/results/api-load
 
 clean:
 	rm -rf target logs .pytest_cache .ruff_cache

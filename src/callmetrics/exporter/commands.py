@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from callmetrics.exporter.api import AllPayloads, Exporter
-from callmetrics.exporter.output import check_folder, write_atomic, write_text
+from callmetrics.exporter.output import check_folder, ensure_folder, write_atomic, write_text
 from callmetrics.exporter.payload import MetricsPayload
 from callmetrics.exporter.timerange import ONE_US, TimeRange, iso, parse_range
 
@@ -42,8 +42,8 @@ def _request_range(start: str, end: str) -> TimeRange:
 def run_export(args: argparse.Namespace) -> int:
     time_range = _request_range(args.start, args.end)
     with Exporter() as exporter:
-        payload = exporter.payload(time_range, args.org, args.reseller)
-    write_text(args.out, payload.to_json() + "\n")
+        answer = exporter.answer(time_range, args.org, args.reseller)
+    write_text(args.out, answer.to_json() + "\n")
     return 0
 
 
@@ -54,6 +54,7 @@ def run_export_all(args: argparse.Namespace) -> int:
     with Exporter() as exporter:
         result = exporter.export_all(time_range)
         warehouse = str(exporter.path)
+    ensure_folder(out)  # only once there is something to write: a failed export leaves no folder
     manifest = write_all(out, result, warehouse)
     print(
         f"wrote {len(manifest['files'])} payloads for {iso(time_range.start)} .. "

@@ -115,3 +115,12 @@ def check_folder(out: Path) -> None:
     with the first payload, so a failed export before that leaves nothing behind)."""
     if out.exists() and not out.is_dir():
         raise UserError(f"cannot write payloads into {out}: it exists and is not a directory")
+
+
+def ensure_folder(out: Path) -> None:
+    """Create export-all's directory (once there is something to write)."""
+    check_folder(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create {out}: {exc.strerror or exc}") from None
