@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from callmetrics.exporter.api import AllPayloads, Exporter
-from callmetrics.exporter.output import ensure_folder, write_atomic, write_text
+from callmetrics.exporter.output import check_folder, ensure_folder, write_atomic, write_text
 from callmetrics.exporter.payload import MetricsPayload
 from callmetrics.exporter.timerange import ONE_US, TimeRange, iso, parse_range
 
@@ -50,6 +50,7 @@ def run_export(args: argparse.Namespace) -> int:
 def run_export_all(args: argparse.Namespace) -> int:
     time_range = request_range(args.start, args.end)
     out = Path(args.out)
+    check_folder(out)
     with Exporter() as exporter:
         result = exporter.export_all(time_range)
         warehouse = str(exporter.path)
