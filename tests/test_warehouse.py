@@ -107,6 +107,7 @@ EXPECTED_ROWS: dict[str, int] = {
     "intermediate.int_calls": 11,                               # as stg_platform__calls
     # call ids named by an event with an id: c-1, c-2, c-3, c-4, c-6, c-7, c-8, c-12, ghost
     "intermediate.int_call_telemetry": 9,
+    "intermediate.int_touched_buckets": 0,                      # a first build touches none
     "marts.fct_calls": COUNTED_CALLS,
     "marts.dim_resellers": 2,                                   # r-1, r-2
     "marts.dim_organizations": 3,                               # no call names another org
@@ -121,6 +122,8 @@ EXPECTED_ROWS: dict[str, int] = {
     "marts.mart_agent_performance": 4,
     # escalated calls with a reason: c-2 (B0900), c-3 (B1345), c-12 (org-3 B0500)
     "marts.mart_escalation_reasons": 3,
+    # the declared keys and parts of the seven sections (models/marts/sections/)
+    "marts.section_columns": 49,
     "quality.dq_left_out_rows": len(EXPECTED_LEFT_OUT),         # every known reason once
     "quality.dq_unmapped_outcomes": 2,                          # null (c-5), callback-scheduled
 }
