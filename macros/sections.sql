@@ -70,17 +70,8 @@
     {%- set keys = columns | selectattr('role', 'equalto', 'key') | list -%}
     {%- set parts = columns | selectattr('role', 'equalto', 'part') | list -%}
     -- depends_on: {{ ref('int_touched_buckets') }}
-    with
-    {% if is_incremental() -%}
-    touched_buckets as (
-        {{ touched_buckets() }}
-    ),
-    {%- endif %}
-
-    counted_calls as (
-        select *
-        from {{ ref('fct_calls') }}
-        where {{ section_calls(model) if execute else 'true' }} {{ and_in_touched_buckets('fct_calls') }}
+    with counted_calls as (
+        {{ rows_to_rebuild(ref('fct_calls'), section_calls(model) if execute else 'true') }}
     )
 
     select

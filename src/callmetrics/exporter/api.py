@@ -21,7 +21,7 @@ from callmetrics.exporter.parts import ScopeParts, merge
 from callmetrics.exporter.payload import AgentStatus, MetricsPayload
 from callmetrics.exporter.query import fetch_parts
 from callmetrics.exporter.sections import Declaration, load_declaration
-from callmetrics.exporter.timerange import TimeRange, parse_range
+from callmetrics.exporter.timerange import TimeRange
 from callmetrics.exporter.warehouse import connect_read_only
 from callmetrics.settings import Settings
 
@@ -169,15 +169,3 @@ class Exporter:
         result.all_organizations = build_payload(merge(by_org.values()), time_range, self.agent)
         return result
 
-
-def get_payload(
-    start: str,
-    end: str,
-    organization_id: str | None = None,
-    reseller_id: str | None = None,
-    warehouse: Path | str | None = None,
-) -> MetricsPayload:
-    """One payload from ISO 8601 texts, opening and closing the warehouse."""
-    time_range = parse_range(start, end)
-    with Exporter(warehouse) as exporter:
-        return exporter.payload(time_range, organization_id, reseller_id)
