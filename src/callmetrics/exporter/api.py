@@ -17,6 +17,7 @@ from types import TracebackType
 
 from callmetrics.errors import UserError
 from callmetrics.exporter.formulas import build_payload
+from callmetrics.exporter.meta import MetricsAnswer, WarehouseFacts, payload_meta, warehouse_facts
 from callmetrics.exporter.parts import ScopeParts, merge
 from callmetrics.exporter.payload import AgentStatus, MetricsPayload
 from callmetrics.exporter.query import fetch_parts
@@ -69,6 +70,7 @@ class Exporter:
             .fetchall()
         )
         self._agents: dict[str, tuple[str, AgentStatus]] | None = None
+        self._facts: WarehouseFacts | None = None
 
     # -- lifetime
     def close(self) -> None:
@@ -149,6 +151,23 @@ class Exporter:
         """The payload for a range and a scope (organization, reseller, both or neither)."""
         scope = self.resolve_scope(organization_id, reseller_id)
         return build_payload(self.parts(time_range, scope.org_ids), time_range, self.agent)
+
+    @property
+    def facts(self) -> WarehouseFacts:
+        """The warehouse version and ``dataAsOf`` (read once: a version never changes)."""
+        if self._facts is None:
+            self._facts = warehouse_facts(self._con, self.path)
+        return self._facts
+
+    def answer(
+        self,
+        time_range: TimeRange,
+        organization_id: str | None = None,
+        reseller_id: str | None = None,
+    ) -> MetricsAnswer:
+        """``{"data", "meta"}``: the payload and what it answered (the API's body)."""
+        payload = self.payload(time_range, organization_id, reseller_id)
+        return MetricsAnswer(data=payload.data, meta=payload_meta(time_range, self.facts))
 
     def export_all(self, time_range: TimeRange) -> AllPayloads:
         """Every organization's, every reseller's and the all-organizations payload.
