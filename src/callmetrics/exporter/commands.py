@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from callmetrics.errors import UserError
-from callmetrics.exporter.api import AllPayloads, Exporter
+from callmetrics.exporter.api import AllPayloads, Exporter, Request
 from callmetrics.exporter.payload import MetricsPayload
 from callmetrics.exporter.timerange import iso, parse_range
 
@@ -21,8 +21,21 @@ MANIFEST = "manifest.json"
 ALL_FILE = "all-organizations.json"
 
 
+ORG_ZONES = "org"
+
+
+def _request(args: argparse.Namespace, time_zone: str | None) -> Request | None:
+    """A ``Request`` when a time zone, granularity or comparison was asked, else ``None``
+    (the plain UTC range of the published API)."""
+    unit, versus = getattr(args, "granularity", None), getattr(args, "compare", None)
+    if time_zone is None and unit is None and versus is None:
+        return None
+    return Request.parse(args.start, args.end, time_zone, unit, versus)
+
+
 def run_export(args: argparse.Namespace) -> int:
-    time_range = parse_range(args.start, args.end)
+    request = _request(args, args.tz)
+    time_range = parse_range(args.start, args.end) if request is None else request
     with Exporter() as exporter:
         payload = exporter.payload(time_range, args.org, args.reseller)
     text = payload.to_json() + "\n"
@@ -34,10 +47,14 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_export_all(args: argparse.Namespace) -> int:
-    time_range = parse_range(args.start, args.end)
+    own_zones = args.tz is not None and args.tz.strip().lower() == ORG_ZONES
+    request = _request(args, None if own_zones else args.tz)
+    if own_zones:
+        request = Request.parse(args.start, args.end, None, args.granularity, args.compare)
+    time_range = parse_range(args.start, args.end) if request is None else request.time_range
     out = Path(args.out)
     with Exporter() as exporter:
-        result = exporter.export_all(time_range)
+        result = exporter.export_all(request or time_range, organization_zones=own_zones)
         warehouse = str(exporter.path)
     manifest = write_all(out, result, warehouse)
     print(

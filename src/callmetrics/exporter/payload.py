@@ -68,6 +68,13 @@ class AgentPerformance(_Model):
     status: AgentStatus
 
 
+class LatencyPercentiles(_Model):
+    p50: float = Field(ge=0)
+    p90: float = Field(ge=0)
+    p95: float = Field(ge=0)
+    p99: float = Field(ge=0)
+
+
 class AiInsights(_Model):
     intent_accuracy: float | None = Field(ge=0, le=100)
     context_retention: float | None = Field(ge=0, le=100)
@@ -75,6 +82,7 @@ class AiInsights(_Model):
     entity_extraction: float | None = Field(ge=0, le=100)
     response_latency: float | None = Field(ge=0)
     training_sessions: int = Field(ge=0)
+    response_latency_percentiles: LatencyPercentiles | None = None
 
 
 class EscalationReason(_Model):
@@ -82,6 +90,28 @@ class EscalationReason(_Model):
     count: int = Field(ge=1)
     percent_of_total: float = Field(ge=0, le=100)
     avg_time_before_escalation: float = Field(ge=0)
+
+
+class MetricsChange(_Model):
+    """Percentage change of each ``metrics`` field against the previous period."""
+
+    total_calls: float | None
+    total_minutes: float | None
+    resolution_rate: float | None
+    avg_duration: float | None
+    active_agents: float | None
+    response_time: float | None
+    sentiment_percent: float | None
+    escalation_rate: float | None
+
+
+class PreviousPeriod(_Model):
+    start_date: str = Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
+                                    r"\.[0-9]{6}Z$")
+    end_date: str = Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
+                                  r"\.[0-9]{6}Z$")
+    metrics: Metrics
+    change: MetricsChange
 
 
 class MetricsData(_Model):
@@ -92,6 +122,7 @@ class MetricsData(_Model):
     agent_performance: list[AgentPerformance]
     ai_insights: AiInsights
     escalation_reasons: list[EscalationReason]
+    previous_period: PreviousPeriod | None = None  # only with compare=previous
 
 
 class MetricsPayload(_Model):
@@ -99,8 +130,12 @@ class MetricsPayload(_Model):
 
     data: MetricsData
 
+    def _absent(self) -> dict | None:
+        """``previousPeriod`` is left out, not null, when no comparison was asked."""
+        return {"data": {"previous_period"}} if self.data.previous_period is None else None
+
     def to_json(self, indent: int | None = 2) -> str:
-        return self.model_dump_json(by_alias=True, indent=indent)
+        return self.model_dump_json(by_alias=True, indent=indent, exclude=self._absent())
 
     def to_dict(self) -> dict:
-        return self.model_dump(by_alias=True, mode="json")
+        return self.model_dump(by_alias=True, mode="json", exclude=self._absent())
