@@ -82,20 +82,17 @@
     {%- set keys = columns | selectattr('role', 'equalto', 'key') | list -%}
     {%- set parts = columns | selectattr('role', 'equalto', 'part') | list -%}
     -- depends_on: {{ ref('int_touched_buckets') }}
-    with
-    {% if is_incremental() -%}
-    touched_buckets as (
-        {{ touched_buckets() }}
-    ),
-    {%- endif %}
-
     {%- set samples = section_samples(model) if execute else '' %}
+    with counted_calls as (
+        {{ rows_to_rebuild(ref('fct_calls'), section_calls(model) if execute else 'true') }}
+    ){% if samples %},
 
-    counted_calls as (
-        select *{% if samples %}, unnest({{ samples }}) as sample{% endif %}
-        from {{ ref('fct_calls') }}
-        where {{ section_calls(model) if execute else 'true' }} {{ and_in_touched_buckets('fct_calls') }}
-    )
+    counted_samples as (
+        select
+            *,
+            unnest({{ samples }}) as sample
+        from counted_calls
+    ){% endif %}
 
     select
         organization_id,
@@ -107,7 +104,7 @@
         {{ section_part_sum(part) }} as {{ part.name }},
         {%- endfor %}
         {{ load_time() }} as _loaded_at
-    from counted_calls
+    from {{ 'counted_samples' if samples else 'counted_calls' }}
     group by organization_id, bucket_start{% for key in keys %}, {{ key.expression }}{% endfor %}
     -- stored in organization and time order: a range of one organization reads few row groups
     order by organization_id, bucket_start

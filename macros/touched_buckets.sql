@@ -11,17 +11,20 @@
     where touched_at > {{ loaded_watermark(relation or this) }}
 {%- endmacro %}
 
-{#- In an incremental run, `and` a condition keeping the rows of `calls` (a relation name with
-    organization_id and bucket_start) that lie in a bucket of the model's `touched_buckets` CTE.
-    Nothing in a full build. -#}
-{% macro and_in_touched_buckets(calls) -%}
-    {%- if is_incremental() -%}
+{#- The rows of `relation` (with organization_id and bucket_start) that satisfy `condition` and,
+    in an incremental run, lie in a bucket this model recomputes: every row in a full build. -#}
+{% macro rows_to_rebuild(relation, condition='true') -%}
+    select *
+    from {{ relation }} as source_rows
+    where {{ condition }}
+    {%- if is_incremental() %}
         and exists (
-            select 1 from touched_buckets
-            where touched_buckets.organization_id = {{ calls }}.organization_id
-                and touched_buckets.bucket_start = {{ calls }}.bucket_start
+            select 1
+            from ({{ touched_buckets() }}) as touched
+            where touched.organization_id = source_rows.organization_id
+                and touched.bucket_start = source_rows.bucket_start
         )
-    {%- endif -%}
+    {%- endif %}
 {%- endmacro %}
 
 {#- The relations of every model built with the replace_buckets strategy that exist already. -#}

@@ -2,12 +2,12 @@
 `[tool.dagster]` in pyproject.toml.
 
 - the raw Parquet tables as external assets, with freshness checks that gate the run;
-- the dbt project (the agents snapshot, seeds and models: one `dbt build`) as daily-partitioned
-  assets, its tests as asset checks;
+- the dbt project (the agents snapshot, seeds and models: one `dbt build`) as assets, its
+  tests as asset checks (not partitioned: the models are incremental on arrival);
 - `warehouse/published_version`: the run's work file published as the live warehouse once every
   dbt test and freshness check passed (write, audit, publish: `callmetrics.publishing`);
-- the export-all payloads as an asset downstream of every model in the `marts` schema and of
-  the published version;
+- the export-all payloads as a daily-partitioned asset downstream of every model in the `marts`
+  schema and of the published version (the partition is the day whose payloads it writes);
 - the `nightly` job over all of it and its schedule (02:00 UTC by default).
 
 `callmetrics build` runs the same `nightly` job in process (`callmetrics.pipeline`).

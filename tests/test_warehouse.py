@@ -123,7 +123,7 @@ EXPECTED_ROWS: dict[str, int] = {
     # escalated calls with a reason: c-2 (B0900), c-3 (B1345), c-12 (org-3 B0500)
     "marts.mart_escalation_reasons": 3,
     # the declared keys and parts of the seven sections (models/marts/sections/)
-    "marts.section_columns": 49,
+    "marts.section_columns": 42,
     "quality.dq_left_out_rows": len(EXPECTED_LEFT_OUT),         # every known reason once
     "quality.dq_unmapped_outcomes": 2,                          # null (c-5), callback-scheduled
 }

@@ -11,17 +11,8 @@
 }}
 -- depends_on: {{ ref('int_touched_buckets') }}
 
-with
-{% if is_incremental() -%}
-touched_buckets as (
-    {{ touched_buckets() }}
-),
-{%- endif %}
-
-counted_calls as (
-    select *
-    from {{ ref('int_calls') }}
-    where is_counted {{ and_in_touched_buckets('int_calls') }}
+with counted_calls as (
+    {{ rows_to_rebuild(ref('int_calls'), 'is_counted') }}
 ),
 
 call_telemetry as (

@@ -1,7 +1,7 @@
 """The exporter: Get Metrics payloads read from the warehouse marts (``metrics.md``)."""
 
-from callmetrics.exporter.api import AllPayloads, Exporter, get_payload
+from callmetrics.exporter.api import AllPayloads, Exporter
 from callmetrics.exporter.payload import MetricsPayload
 from callmetrics.exporter.timerange import TimeRange, parse_range
 
-__all__ = ["AllPayloads", "Exporter", "MetricsPayload", "TimeRange", "get_payload", "parse_range"]
+__all__ = ["AllPayloads", "Exporter", "MetricsPayload", "TimeRange", "parse_range"]

@@ -33,7 +33,7 @@ from callmetrics.exporter.parts import ScopeParts, merge
 from callmetrics.exporter.payload import AgentStatus, MetricsPayload
 from callmetrics.exporter.query import LocalClock, fetch_parts
 from callmetrics.exporter.sections import Declaration, load_declaration
-from callmetrics.exporter.timerange import TimeRange, parse_range
+from callmetrics.exporter.timerange import TimeRange
 from callmetrics.exporter.warehouse import connect_read_only
 from callmetrics.settings import Settings
 
@@ -332,16 +332,3 @@ class Exporter:
             for org_id in org_ids:
                 found[org_id] = (req, by_org.get(org_id, ScopeParts()), before.get(org_id))
         return found
-
-
-def get_payload(
-    start: str,
-    end: str,
-    organization_id: str | None = None,
-    reseller_id: str | None = None,
-    warehouse: Path | str | None = None,
-) -> MetricsPayload:
-    """One payload from ISO 8601 texts, opening and closing the warehouse."""
-    time_range = parse_range(start, end)
-    with Exporter(warehouse) as exporter:
-        return exporter.payload(time_range, organization_id, reseller_id)
