@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 from dagster import (
@@ -29,6 +28,7 @@ from dagster import (
 )
 from dagster_dbt import DbtCliResource, get_asset_key_for_model
 
+from callmetrics.settings import DEFAULT_NIGHTLY_AT, NIGHTLY_AT_ENV, Settings
 from orchestration.assets.dbt import dbt_models
 from orchestration.assets.export import build_export_asset, build_mart_freshness_check
 from orchestration.assets.publish import PUBLISHED_KEY, build_publish_asset
@@ -37,8 +37,6 @@ from orchestration.partitions import DAILY
 from orchestration.project import DBT_PROJECT, TRANSLATOR
 
 NIGHTLY_JOB = "nightly"
-NIGHTLY_AT_ENV = "CALLMETRICS_NIGHTLY_AT"
-DEFAULT_NIGHTLY_AT = "02:00"
 MARTS_SCHEMA = "marts"
 # The mart whose grain holds every counted call: its freshness gates the export.
 FRESHNESS_MART = "mart_metrics"
@@ -102,7 +100,7 @@ nightly_job = define_asset_job(
     ),
 )
 
-_hour, _minute = nightly_at(os.environ.get(NIGHTLY_AT_ENV))
+_hour, _minute = nightly_at(Settings.from_env().nightly_at)
 # The time zone is the partitions' (UTC, explicit in orchestration.partitions): Dagster takes a
 # time-partitioned job's schedule time zone from its partitions definition.
 nightly_schedule = build_schedule_from_partitioned_job(

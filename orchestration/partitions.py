@@ -10,7 +10,6 @@ is one run (`BackfillPolicy.single_run()`) that writes each day's payloads.
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, date, datetime, timedelta
 
 from dagster import (
@@ -20,12 +19,12 @@ from dagster import (
     DailyPartitionsDefinition,
 )
 
-PARTITIONS_START_ENV = "CALLMETRICS_PARTITIONS_START"
-DEFAULT_PARTITIONS_START = "2020-01-01"
+from callmetrics.settings import Settings
+
 TIMEZONE = "UTC"
 
 DAILY = DailyPartitionsDefinition(
-    start_date=os.environ.get(PARTITIONS_START_ENV) or DEFAULT_PARTITIONS_START,
+    start_date=Settings.from_env().partitions_start,
     timezone=TIMEZONE,
 )
 SINGLE_RUN = BackfillPolicy.single_run()

@@ -123,7 +123,7 @@ EXPECTED_ROWS: dict[str, int] = {
     # escalated calls with a reason: c-2 (B0900), c-3 (B1345), c-12 (org-3 B0500)
     "marts.mart_escalation_reasons": 3,
     # the declared keys and parts of the seven sections (models/marts/sections/)
-    "marts.section_columns": 42,
+    "marts.section_columns": 43,
     "quality.dq_left_out_rows": len(EXPECTED_LEFT_OUT),         # every known reason once
     "quality.dq_unmapped_outcomes": 2,                          # null (c-5), callback-scheduled
 }
@@ -414,6 +414,12 @@ def test_mart_agent_performance_with_the_deleted_agent(handmade_warehouse: Built
     expected = {a["agentId"]: a for a in EXPECTED_ORG1_PAYLOAD["data"]["agentPerformance"]}
     assert {r[1]: (r[2], r[3], r[4]) for r in got} == {
         k: (a["agentName"], a["status"], a["totalCalls"]) for k, a in expected.items()}
+
+
+def test_mart_ai_insights_telemetry_events(handmade_warehouse: BuiltWarehouse) -> None:
+    # distinct events per call (fct_calls above): c-1 5 + c-2 7; c-3 1; c-4 2; c-5 none
+    got = _org1(handmade_warehouse, "mart_ai_insights", "telemetry_event_count")
+    assert got == [(B0900, 12), (B1345, 1), (B2330, 2), (B0000, 0)]
 
 
 def test_mart_ai_insights(handmade_warehouse: BuiltWarehouse) -> None:

@@ -15,10 +15,9 @@ the project's one freshness mechanism (the dbt sources declare no freshness):
 
 # No `from __future__ import annotations`: Dagster reads the context annotations at runtime.
 
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +32,10 @@ from dagster import (
     multi_asset_check,
 )
 
-from callmetrics.settings import RAW_TABLES, Settings
+from callmetrics.settings import DEFAULT_MAX_LAG_HOURS, RAW_MAX_LAG_ENV, RAW_TABLES, Settings
 from orchestration.partitions import day_end, run_days
 from orchestration.project import RAW_GROUP, CallmetricsTranslator
 
-RAW_MAX_LAG_ENV = "CALLMETRICS_RAW_MAX_LAG_HOURS"
-DEFAULT_RAW_MAX_LAG_HOURS = 24.0
 CURRENT_STATE_TABLES = ("resellers", "organizations", "agents")
 # table -> the timestamp column whose newest value says how far the extract reaches
 FRESHNESS_COLUMNS = {"calls": "started_at"}
@@ -76,11 +73,6 @@ def raw_asset_specs(sources: Sequence[RawSource]) -> list[AssetSpec]:
         )
         for s in sources
     ]
-
-
-def raw_max_lag() -> timedelta:
-    text = os.environ.get(RAW_MAX_LAG_ENV)
-    return timedelta(hours=float(text) if text else DEFAULT_RAW_MAX_LAG_HOURS)
 
 
 def _glob(raw_dir: Path, table: str) -> str:
@@ -130,7 +122,7 @@ def build_raw_checks(sources: Sequence[RawSource]):  # -> AssetChecksDefinition
             blocking=True,
             description=(
                 f"newest `{FRESHNESS_COLUMNS[s.table]}` reaches the end of the run's day "
-                f"(allowed lag ${RAW_MAX_LAG_ENV}, default {DEFAULT_RAW_MAX_LAG_HOURS:g} h)"
+                f"(allowed lag ${RAW_MAX_LAG_ENV}, default {DEFAULT_MAX_LAG_HOURS:g} h)"
                 if s.table in FRESHNESS_COLUMNS
                 else "the current-state extract has rows"
             ),
@@ -141,9 +133,10 @@ def build_raw_checks(sources: Sequence[RawSource]):  # -> AssetChecksDefinition
 
     @multi_asset_check(specs=specs, name="raw_sources_fresh", compute_kind="duckdb")
     def raw_sources_fresh(context: AssetCheckExecutionContext) -> Iterator[AssetCheckResult]:
-        raw_dir = Settings.from_env().raw_dir
+        settings = Settings.from_env()
+        raw_dir = settings.raw_dir
         _first, last = run_days(context)
-        needed = day_end(last) - raw_max_lag()
+        needed = day_end(last) - settings.raw_max_lag
         for table, source in by_table.items():
             if table in FRESHNESS_COLUMNS:
                 column = FRESHNESS_COLUMNS[table]
