@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from callmetrics.errors import UserError
 from callmetrics.exporter import calendar
 from callmetrics.exporter.api import Exporter, Request
 from callmetrics.exporter.timerange import parse_range
@@ -241,3 +242,14 @@ def test_export_all_in_each_organizations_zone(
     assert files[("reseller", "r-1")]["totalCalls"] == 6
     reseller = json.loads((out / files[("reseller", "r-1")]["path"]).read_text())
     assert busy_hours(reseller["data"]) == {4: 1, 5: 1, 6: 1, 7: 3}
+
+
+def test_the_whole_calendar_in_a_zone(exporter: Exporter) -> None:
+    # Every call of every organization (27), whatever the zone; the years 1 and 9999 end the
+    # range without overflowing, and a previous period before the year 1 is a clear error.
+    for zone in ("Asia/Kolkata", "America/New_York"):
+        data = body(exporter, None, "0001-01-01", "9999-12-31", zone, granularity="month")
+        assert data["metrics"]["totalCalls"] == 27
+        assert sum(d["totalCalls"] for d in data["dailyVolume"]) == 27
+    with pytest.raises(UserError, match="before the year 1"):
+        exporter.payload(Request.parse("0001-01-01", "0001-01-02", NY, None, "previous"))

@@ -29,6 +29,8 @@ Granularity = Literal["day", "week", "month"]
 GRANULARITIES: tuple[str, ...] = ("day", "week", "month")
 COMPARES: tuple[str, ...] = ("previous",)
 DEFAULT_ZONE = "UTC"
+_FIRST = datetime.min.replace(tzinfo=UTC)
+_LAST = datetime.max.replace(tzinfo=UTC)
 _PROBE = timedelta(hours=6)  # offsets are sampled this far apart, then each change bisected
 
 
@@ -64,15 +66,23 @@ def compare(name: str | None) -> bool:
 
 
 def local_date(moment: datetime, tz: ZoneInfo) -> date:
-    return moment.astimezone(tz).date()
+    """The date of ``moment`` in ``tz`` (clamped to the years 1 to 9999)."""
+    try:
+        return moment.astimezone(tz).date()
+    except OverflowError:
+        return date.max if moment.year > 5000 else date.min
 
 
 def day_start(day: date, tz: ZoneInfo) -> datetime:
     """The first instant (UTC) whose local date in ``tz`` is ``day``."""
+    if day == date.min:
+        return _FIRST  # the first instant datetime can hold (the zone's year 1 starts earlier)
     guess = datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
     candidates = [guess, datetime.combine(day, time(0, fold=1), tzinfo=tz).astimezone(UTC)]
     for moment in sorted(candidates):
-        if local_date(moment, tz) == day and local_date(moment - ONE_US, tz) < day:
+        if moment == _FIRST or (
+            local_date(moment, tz) == day and local_date(moment - ONE_US, tz) < day
+        ):
             return moment
     # Midnight itself was skipped (or repeated across the date line): bisect, to the
     # microsecond, for the first instant of the day within a day of the naive guess.
@@ -97,6 +107,8 @@ def parse_local(text: str, role: Literal["start", "end"], tz: ZoneInfo) -> tuple
         try:
             if role == "start":
                 return Instant(day_start(day, tz)), True
+            if day == date.max:
+                return Instant(_LAST), True  # the last instant datetime can hold
             return Instant(day_start(day + timedelta(days=1), tz) - ONE_US), True
         except OverflowError:
             raise UserError(f"--{role} {text!r} is outside the years 1 to 9999") from None
@@ -154,6 +166,10 @@ def parse_local_range(start: str, end: str, tz_name: str | None = None) -> Local
             f"--start {start!r} is after --end {end!r}: give a start no later than the end"
         )
     begin = first.moment + ONE_US if first.extra else first.moment
+    if begin == _FIRST and last.moment > _FIRST:
+        # the bucket split reads up to 1 us before the first whole bucket, which datetime
+        # cannot hold here; no call starts in that microsecond, so start one later
+        begin += ONE_US
     time_range = TimeRange(
         begin, last.moment, local_date(first.moment, tz), local_date(last.moment, tz)
     )
