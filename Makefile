@@ -9,7 +9,7 @@ export CALLMETRICS_WAREHOUSE ?= $(CURDIR)/data/warehouse/callmetrics.duckdb
 export DBT_SEND_ANONYMOUS_USAGE_STATS = false
 export DO_NOT_TRACK = 1
 
-.PHONY: install install-test demo test lint dagster screenshot bench bench-10m clean
+.PHONY: install install-test demo test lint dagster docs screenshot bench bench-10m bench-api clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ install: $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 
 install-test: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,bi]'
 	@if [ -f scripts/setup_compat_duckdb.sh ]; then bash scripts/setup_compat_duckdb.sh; fi
 
 demo: install
@@ -37,6 +37,15 @@ test: install-test lint
 dagster: install
 	$(BIN)/dagster dev
 
+# dbt docs of the published warehouse, catalog included, read through the `published` target
+# (a read-only attach: never locks the warehouse, runs beside readers and the nightly build);
+# its own target path keeps the nightly build's parse cache untouched.
+DOCS_PORT ?= 8080
+DOCS_TARGET = target/docs
+docs: install
+	$(BIN)/dbt docs generate --target published --target-path $(DOCS_TARGET)
+	$(BIN)/dbt docs serve --target published --target-path $(DOCS_TARGET) --host 127.0.0.1 --port $(DOCS_PORT) --no-browser
+
 # Screenshots of the Dagster UI (docs/images/); Chromium comes from Debian, nothing is downloaded.
 screenshot: install
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
@@ -48,6 +57,10 @@ bench: install-test
 
 bench-10m: install-test
 	$(BIN)/python -m callmetrics.bench --calls 10000000 --memory-limit 10GB --naive-runs 1 --all-orgs-runs 3
+
+# The API under load (bench/api_load.py): 16 clients, one organization x 30 days, 30 s.
+bench-api: install-test
+	$(BIN)/python bench/api_load.py --warehouse $(CALLMETRICS_WAREHOUSE) --out bench/results/api-load
 
 clean:
 	rm -rf target logs .pytest_cache .ruff_cache

@@ -27,21 +27,35 @@
     {{ max_timestamp_literal(relation or this, '_loaded_at') }}
 {%- endmacro %}
 
-{#- The lower bound of `updated_at` that an incremental run of the calls staging model re-reads:
-    the greatest version already loaded minus `var('lookback_days')`. -#}
-{% macro calls_reload_since() -%}
-    ({{ max_timestamp_literal(this, 'updated_at') }} - interval '{{ var("lookback_days") }} days')
+{#- How many rows of `relation` have `_loaded_at` above `watermark` (a literal from
+    loaded_watermark()), read when the model runs; 0 at parse time. A model that finds none can
+    skip its scans of the history with a constant false filter, so a quiet night costs little. -#}
+{% macro rows_loaded_since(relation, watermark) -%}
+    {%- set found = 0 -%}
+    {%- if execute -%}
+        {%- set found = run_query(
+            "select count(*) from " ~ relation ~ " where _loaded_at > " ~ watermark
+        ).columns[0].values()[0] -%}
+    {%- endif -%}
+    {{- return(found) -}}
 {%- endmacro %}
 
-{#- The telemetry files (relative to the telemetry folder) not loaded yet, as a SQL list of
-    string literals ('' matches no file). A loaded file is remembered by its marker row in
-    stg_telemetry__events. -#}
-{% macro telemetry_files_to_load() -%}
+{#- The glob pattern (a SQL string literal) of raw table `table`'s Parquet files, for the table
+    functions that take a pattern (parquet_metadata). -#}
+{% macro raw_files_pattern(table) -%}
+    '{{ env_var("CALLMETRICS_RAW_DIR", "data/raw") }}/{{ table }}/**/*.parquet'
+{%- endmacro %}
+
+{#- The files of raw table `table` (paths relative to its folder) not loaded yet, as a SQL list
+    of string literals ('' matches no file). `loaded_files` is a query listing the relative
+    paths already loaded (one column). A change log is loaded by file, never by a timestamp
+    window: a file is new until it is loaded, whatever the times in its rows. -#}
+{% macro raw_files_to_load(table, loaded_files) -%}
     {%- set query -%}
-        select {{ raw_relative_path('file', 'telemetry_events') }} as relative_path
-        from {{ raw_files('telemetry_events') }}
+        select {{ raw_relative_path('file', table) }} as relative_path
+        from {{ raw_files(table) }}
         except
-        select _source_file from {{ this }} where event_id is null
+        {{ loaded_files }}
         order by 1
     {%- endset -%}
     {%- set files = [] -%}
@@ -55,4 +69,19 @@
             '{{ f | replace("'", "''") }}'{{ ", " if not loop.last }}
         {%- endfor -%}
     {%- endif -%}
+{%- endmacro %}
+
+{#- The telemetry files not loaded yet. A loaded file is remembered by its marker row in
+    stg_telemetry__events. -#}
+{% macro telemetry_files_to_load() -%}
+    {{ raw_files_to_load(
+        'telemetry_events',
+        'select _source_file from ' ~ this ~ ' where event_id is null'
+    ) }}
+{%- endmacro %}
+
+{#- The calls files not loaded yet. Every loaded file has at least one row in
+    stg_platform__call_versions (a marker row when it held none). -#}
+{% macro call_files_to_load() -%}
+    {{ raw_files_to_load('calls', 'select distinct _source_file from ' ~ this) }}
 {%- endmacro %}

@@ -21,6 +21,8 @@ from filelock import FileLock
 from callmetrics.settings import PROJECT_ROOT, RAW_DIR_ENV, WAREHOUSE_ENV
 from tests.fixtures.handmade import write_handmade_raw
 
+pytest_plugins = ["tests.postgres_fixtures"]
+
 GENERATED_CALLS = 3_000
 GENERATED_SEED = 7
 

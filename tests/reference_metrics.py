@@ -119,6 +119,18 @@ def load_staged(warehouse: str) -> StagedData:
     finally:
         con.close()
 
+    return _assemble(call_rows, event_rows, org_rows, agent_rows, history)
+
+
+def _assemble(
+    call_rows: list[dict[str, Any]],
+    event_rows: list[dict[str, Any]],
+    org_rows: list[dict[str, Any]],
+    agent_rows: list[dict[str, Any]],
+    history: list[dict[str, Any]],
+) -> StagedData:
+    """The reference's calls, organizations and agents from one row per latest call version,
+    event rows (copies are skipped here), organization and agent rows, and agent history."""
     events: dict[str, list[dict[str, Any]]] = defaultdict(list)
     seen_events: set[str] = set()
     for event in event_rows:
@@ -181,6 +193,81 @@ def load_staged(warehouse: str) -> StagedData:
     for agent_id, (_, name) in last_names.items():
         agents.setdefault(agent_id, (name, "deleted"))
     return StagedData(calls, org_reseller, agents)
+
+
+def _json_number(fields: dict[str, Any], name: str) -> float | None:
+    value = fields.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _payload_fields(payload: str | None) -> dict[str, Any]:
+    """The typed fields of a raw payload, as raw-sources.md says (Python's own JSON parser)."""
+    def no_constants(name: str) -> None:
+        raise ValueError(name)
+
+    try:
+        parsed = json.loads(payload, parse_constant=no_constants) if payload else None
+    except ValueError:
+        parsed = None
+    fields = parsed if isinstance(parsed, dict) else {}
+    status = fields.get("status")
+    return {
+        "ttft_ms": _json_number(fields, "ttft_ms"),
+        "cached_tokens": _json_number(fields, "cached_tokens"),
+        "total_tokens": _json_number(fields, "total_tokens"),
+        "confidence": _json_number(fields, "confidence"),
+        "tool_status": status.lower() if isinstance(status, str) else None,
+    }
+
+
+def load_raw(raw_dir: Path) -> StagedData:
+    """The reference's data read straight from a raw directory's Parquet files (DuckDB only
+    reads the files): the latest version of each call chosen here, events deduplicated and
+    their payloads parsed here, organizations and agents from their current extracts.
+    Independent of every dbt model, so it checks the loading itself. Agents missing from the
+    agents extract are unknown here (a warehouse that saw them before keeps their last name)."""
+    def read(con: duckdb.DuckDBPyConnection, table: str) -> list[dict[str, Any]]:
+        pattern = str(raw_dir / table / "**" / "*.parquet").replace("'", "''")
+        return _rows(con, f"select * from read_parquet('{pattern}', union_by_name = true, "
+                          "filename = true, hive_partitioning = false) order by filename")
+
+    con = duckdb.connect()
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        raw_calls, raw_events = read(con, "calls"), read(con, "telemetry_events")
+        raw_orgs, raw_agents = read(con, "organizations"), read(con, "agents")
+    finally:
+        con.close()
+    latest: dict[str, dict[str, Any]] = {}
+    for row in raw_calls:
+        if row["id"] is None or row["updated_at"] is None:
+            continue
+        held = latest.get(row["id"])
+        if held is None or row["updated_at"] > held["updated_at"]:
+            latest[row["id"]] = row
+    call_rows = [
+        {**row, "call_id": row["id"], "outcome_code": row["outcome"]} for row in latest.values()
+    ]
+    event_rows = [
+        {"event_id": e["event_id"], "call_id": e["call_id"], "event_type": e["event_type"],
+         **_payload_fields(e["payload"])}
+        for e in raw_events if e["event_id"] is not None
+    ]
+    orgs: dict[str, dict[str, Any]] = {}
+    for row in raw_orgs:  # the last file wins
+        if row["id"] is not None:
+            orgs[row["id"]] = {"organization_id": row["id"], "reseller_id": row["reseller_id"]}
+    agents: dict[str, dict[str, Any]] = {}
+    for row in sorted(
+        (r for r in raw_agents if r["id"] is not None),
+        key=lambda r: (r["updated_at"] is not None, r["updated_at"] or _EPOCH, r["filename"]),
+    ):
+        name = (row["name"] or "").strip(" \t\n\r") or None
+        agents[row["id"]] = {"agent_id": row["id"], "agent_name": name,
+                             "raw_status": row["status"]}
+    return _assemble(call_rows, event_rows, list(orgs.values()), list(agents.values()), [])
 
 
 def _attach(call: Call, event: dict[str, Any]) -> None:

@@ -167,14 +167,15 @@ def test_targets_apply_at_their_scale_only() -> None:
     checks = {c["figure"]: c["met"] for c in check_targets(1_000_000, figures)}
     assert checks == {"generate_seconds": False, "full_build_over_floor": True,
                       "export_org_30d_median_ms": True, "export_all_seconds": None,
-                      "peak_memory_gib": True}  # fmt: skip
+                      "peak_memory_gib": True, "quiet_total_over_full_build_total": None,
+                      "increment_total_over_full_build_total": None}  # fmt: skip
     assert check_targets(5_000, figures) == []
 
 
 # -- a tiny run of the whole harness ---------------------------------------------------------
 
 TINY_STEPS = (
-    "generate", "inspect", "floor", "naive", "prepare", "build", "export_org_30d",
+    "generate", "inspect", "floor", "naive", "prepare", "build", "quiet_build", "export_org_30d",
     "export_reseller_30d", "export_all_orgs_whole", "export_all", "increment_generate",
     "increment_build",
 )  # fmt: skip
@@ -221,7 +222,7 @@ def test_tiny_run_references_agree_with_the_product(tiny_run: tuple[Report, Path
 
 def test_tiny_run_reads_dbt_timing_apart(tiny_run: tuple[Report, Path]) -> None:
     report, _ = tiny_run
-    for key in ("build", "increment_build"):
+    for key in ("build", "quiet_build", "increment_build"):
         figures = report.runs[key]["figures"]
         assert figures["dbt_model_count"] >= 10, key
         assert figures["dbt_test_count"] >= 10, key
@@ -242,7 +243,8 @@ def test_tiny_run_writes_complete_tables(tiny_run: tuple[Report, Path]) -> None:
     assert "n/a" not in table
     for title in ("generate raw data", "floor:", "naive:", "full build", "of which dbt tests",
                   "of which publishing", "one organization, 30 days", "one reseller, 30 days",
-                  "all organizations, whole range", "export-all", "incremental build"):  # fmt: skip
+                  "all organizations, whole range", "export-all", "incremental build",
+                  "build with no new file"):  # fmt: skip
         assert title in table, title
     ratios = markdown.split("| ratio | value |")[1]
     assert "n/a" not in ratios.split("\n\n")[0]

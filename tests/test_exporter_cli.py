@@ -19,6 +19,13 @@ from tests.fixtures.handmade import EXPECTED_ORG1_PAYLOAD, ORG1_RANGE
 from tests.reference_metrics import assert_valid_payload
 
 START, END = ORG1_RANGE
+# What `export` says it answered: the newest call version of the hand-made data is c-5's
+# (updated 2025-01-11 00:02:00), and the first build publishes v000001.
+EXPECTED_ORG1_META = {
+    "startDate": "2025-01-10T00:00:00.000000Z", "endDate": "2025-01-11T23:59:59.999999Z",
+    "timeZone": "UTC", "granularity": "day", "warehouseVersion": "v000001",
+    "dataAsOf": "2025-01-11T00:02:00.000000Z",
+}
 
 
 @pytest.fixture
@@ -32,6 +39,7 @@ def test_export_prints_the_payload(warehouse_env: Path, capsys: pytest.CaptureFi
     out = capsys.readouterr().out
     body = json.loads(out)
     assert_valid_payload(body)
+    assert body.pop("meta") == EXPECTED_ORG1_META
     assert body == EXPECTED_ORG1_PAYLOAD
 
 
@@ -157,4 +165,4 @@ def test_subprocess_shows_no_traceback(handmade_warehouse: BuiltWarehouse) -> No
         capture_output=True, text=True, env=env, timeout=120, check=False,
     )
     assert ok.returncode == 0, ok.stderr
-    assert json.loads(ok.stdout) == EXPECTED_ORG1_PAYLOAD
+    assert json.loads(ok.stdout) == {**EXPECTED_ORG1_PAYLOAD, "meta": EXPECTED_ORG1_META}

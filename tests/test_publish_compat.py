@@ -93,7 +93,7 @@ def test_every_version_kind_opens_in_duckdb14(tmp_path: Path) -> None:
     methods = [fake_build_and_publish(store) for _ in range(4)]
     assert methods == ["fresh", "copy", "copy", "reuse"]
     for version in store.versions():
-        path = store.versions_dir / version.file_name
+        path = store.version_path(version.number)
         assert storage_version(path) == "v1.4.0+"
         release, counts = counts_in_duckdb14(path)
         assert release.startswith("1.4.")

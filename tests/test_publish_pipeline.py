@@ -63,7 +63,7 @@ class Project:
         return json.loads((self.versions / "manifest.json").read_text())
 
     def live_name(self) -> str:
-        return Path(os.readlink(self.link)).stem
+        return Path(os.readlink(self.link)).parent.name  # vNNNNNN/callmetrics.duckdb
 
     def fingerprint(self) -> tuple[str, str, str, str]:
         """What readers see: the link, the live file's bytes, the Parquet pointer and files."""
@@ -353,7 +353,7 @@ def test_killed_and_failed_builds_never_touch_the_published_warehouse(tmp_path: 
     ):
         status, _err = build(project, kill_at=kill_at)
         assert status == -signal.SIGKILL
-        assert (project.versions / "work.duckdb").exists()
+        assert (project.versions / "work" / "callmetrics.duckdb").exists()
         assert project.fingerprint() == before, kill_at
         assert assert_reconciles(project) == COUNTED_CALLS
 
@@ -380,8 +380,8 @@ def test_killed_and_failed_builds_never_touch_the_published_warehouse(tmp_path: 
     assert project.live_name() == "v000002"
     assert project.manifest()["history"][-1]["method"] == "copy"
     assert assert_reconciles(project) == RAW_CALL_ROWS - 8
-    assert sorted(p.name for p in project.versions.glob("*.duckdb")) == [
-        "v000001.duckdb",
-        "v000002.duckdb",
+    assert sorted(p.parent.name for p in project.versions.glob("*/*.duckdb")) == [
+        "v000001",
+        "v000002",
     ]
     assert not list(project.link.parent.rglob("*.wal"))

@@ -79,7 +79,7 @@ def test_first_build_publishes_a_compatible_checkpointed_version(store: Warehous
     assert store.live() is None
     assert build(store) == "fresh"
     assert store.link.is_symlink()
-    assert os.readlink(store.link) == "callmetrics.versions/v000001.duckdb"
+    assert os.readlink(store.link) == "callmetrics.versions/v000001/callmetrics.duckdb"
     assert night_of(store.link) == 1
     assert storage_version(store.link) == "v1.4.0+"
     assert not list(store.link.parent.rglob("*.wal"))
@@ -109,10 +109,12 @@ def test_builds_reuse_the_oldest_free_version_and_carry_the_snapshots(
     # v000004 was built in v000001's file (night 1) yet holds all four nights: the snapshot came
     # from the live version, and the marts follow it
     for version, night in zip(store.versions(), (4, 5, 6), strict=True):
-        assert night_of(store.versions_dir / version.file_name) == night
+        assert night_of(store.version_path(version.number)) == night
     assert night_of(store.link) == 6
-    files = sorted(p.name for p in store.versions_dir.glob("*.duckdb"))
-    assert files == ["v000004.duckdb", "v000005.duckdb", "v000006.duckdb"]
+    files = sorted(
+        str(p.relative_to(store.versions_dir)) for p in store.versions_dir.rglob("*.duckdb")
+    )
+    assert files == [f"v00000{n}/callmetrics.duckdb" for n in (4, 5, 6)]
     assert sorted(p.name for p in store.parquet_dir.iterdir()) == [
         "current",
         "v000004",
@@ -142,7 +144,7 @@ def hold_open(path: Path) -> subprocess.Popen[str]:
 def test_a_version_held_by_a_reader_is_never_written(store: WarehouseStore) -> None:
     for _ in range(3):
         build(store)
-    oldest = store.versions_dir / "v000001.duckdb"
+    oldest = store.version_path(1)
     before = sha256(oldest)
     reader = hold_open(oldest)
     try:
@@ -192,7 +194,7 @@ def test_rollback_returns_exactly_the_previous_version(store: WarehouseStore) ->
         hashes[live.number] = sha256(store.link)
     now_live, rolled_back = store.rollback()
     assert (now_live.number, rolled_back.number) == (2, 3)
-    assert os.readlink(store.link) == "callmetrics.versions/v000002.duckdb"
+    assert os.readlink(store.link) == "callmetrics.versions/v000002/callmetrics.duckdb"
     assert sha256(store.link) == hashes[2]
     assert os.readlink(store.parquet_dir / "current") == "v000002"
     assert pq.read_table(store.parquet_dir / "current" / "mart_a").num_rows == 2
@@ -204,9 +206,9 @@ def test_rollback_returns_exactly_the_previous_version(store: WarehouseStore) ->
     assert build(store) == "copy"
     assert night_of(store.link) == 2
     assert [v.number for v in store.versions()] == [1, 4]
-    assert sorted(p.name for p in store.versions_dir.glob("*.duckdb")) == [
-        "v000001.duckdb",
-        "v000004.duckdb",
+    assert sorted(p.parent.name for p in store.versions_dir.glob("*/*.duckdb")) == [
+        "v000001",
+        "v000004",
     ]
 
 
@@ -217,7 +219,7 @@ def test_a_plain_warehouse_file_becomes_the_first_version(tmp_path: Path) -> Non
     store = WarehouseStore(link)
     assert build(store) == "copy"
     assert [v.method for v in store.versions()] == ["adopted", "copy"]
-    assert sha256(store.versions_dir / "v000001.duckdb") == before
+    assert sha256(store.version_path(1)) == before
     assert night_of(link) == 2
 
 
@@ -256,7 +258,7 @@ def test_a_publish_killed_before_its_switch_leaves_the_live_version_untouched(
     assert run_build_process(store, None) == 0
     assert night_of(store.link) == 4
     assert [p.name for p in store.versions_dir.glob("work*")] == []
-    assert len(list(store.versions_dir.glob("*.duckdb"))) == 3
+    assert len(list(store.versions_dir.glob("v*/callmetrics.duckdb"))) == 3
     assert os.readlink(store.parquet_dir / "current") == store.versions()[-1].name
 
 
@@ -339,3 +341,37 @@ def test_rollback_command(
     metadata = records[0].asset_observation.metadata  # type: ignore[union-attr]
     assert metadata["version"].value == "v000001"
     assert metadata["rolled_back"].value == "v000002"
+
+
+def test_a_store_of_the_older_layout_is_migrated_without_a_dangling_link(
+    tmp_path: Path,
+) -> None:
+    """Before the constant catalog name each version was `callmetrics.versions/vNNNNNN.duckdb`
+    (catalog `vNNNNNN`). The first look at such a store moves the files into version folders:
+    the history, rollback and retention carry on, and the catalog is `callmetrics` again."""
+    store = WarehouseStore(tmp_path / "wh" / "callmetrics.duckdb", keep=3)
+    for _ in range(3):
+        build(store)
+    # rewrite it into the older layout, as a store published before this change looks
+    for version in store.versions():
+        os.rename(store.version_path(version.number), store.versions_dir / f"{version.name}.duckdb")
+        store.version_dir(version.number).rmdir()
+    os.unlink(store.link)
+    os.symlink("callmetrics.versions/v000003.duckdb", store.link)
+    with duckdb.connect(str(store.link), read_only=True) as con:
+        assert con.execute("select current_database()").fetchone() == ("v000003",)
+    reader = hold_open(store.link)  # a reader of the old layout keeps its file
+    try:
+        assert [v.number for v in store.versions()] == [1, 2, 3]
+        assert os.readlink(store.link) == "callmetrics.versions/v000003/callmetrics.duckdb"
+        assert not list(store.versions_dir.glob("*.duckdb"))
+        with duckdb.connect(str(store.link), read_only=True) as con:
+            assert con.execute("select current_database()").fetchone() == ("callmetrics",)
+            assert con.execute("select count(*) from callmetrics.marts.mart_a").fetchone() == (3,)
+        assert build(store) == "reuse"
+        assert night_of(store.link) == 4
+        assert [v.number for v in store.versions()] == [2, 3, 4]
+        now_live, _ = store.rollback()
+        assert now_live.number == 3 and night_of(store.link) == 3
+    finally:
+        reader.communicate("")

@@ -98,6 +98,8 @@ EXPECTED_ROWS: dict[str, int] = {
     "staging.stg_platform__resellers": len(RESELLERS),          # r-1, r-2
     "staging.stg_platform__organizations": len(ORGANIZATIONS),  # org-1..org-3
     "staging.stg_platform__agents": len(AGENTS),                # a-1, a-2, a-3, a-5
+    # every raw calls row as delivered (one file, so no marker row)
+    "staging.stg_platform__call_versions": len(CALLS),
     # one row per call id (latest version): c-1..c-8, c-10, c-11, c-12
     "staging.stg_platform__calls": len({c["id"] for c in CALLS if c["id"] is not None}),
     # e-1..e-23 once each, plus one marker row for the one file read
@@ -105,6 +107,9 @@ EXPECTED_ROWS: dict[str, int] = {
     "reference.outcome_categories": _seed_rows("outcome_categories"),
     "snapshots.snp_platform__agents": len(AGENTS),              # one version each so far
     "intermediate.int_calls": 11,                               # as stg_platform__calls
+    "intermediate.int_call_versions": 11,                       # as stg_platform__calls
+    # e-16 (no call id) and the file's marker row
+    "intermediate.int_events_without_call": 2,
     # call ids named by an event with an id: c-1, c-2, c-3, c-4, c-6, c-7, c-8, c-12, ghost
     "intermediate.int_call_telemetry": 9,
     "intermediate.int_touched_buckets": 0,                      # a first build touches none

@@ -11,6 +11,12 @@
     )
 }}
 
+{%- if is_incremental() %}
+{#- Read first, so that a night without a new event skips the scan of the staged events. -#}
+{%- set watermark = loaded_watermark() %}
+{%- set touched_count = rows_loaded_since(ref('stg_telemetry__events'), watermark) %}
+{%- endif %}
+
 with events as (
     select
         call_id,
@@ -27,10 +33,11 @@ with events as (
         event_id is not null
         and call_id is not null
     {%- if is_incremental() %}
+    and {{ 'true' if touched_count > 0 else 'false' }}
     and call_id in (
         select touched.call_id
         from {{ ref('stg_telemetry__events') }} as touched
-        where touched._loaded_at > {{ loaded_watermark() }}
+        where touched._loaded_at > {{ watermark }}
     )
     {%- endif %}
 ),

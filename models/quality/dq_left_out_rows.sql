@@ -4,13 +4,14 @@
     Reasons starting `invalid_` are metric-level: the row still counts, but one metric skips
     it (an llm event without a usable ttft_ms, ...); they are not part of the reconciliation.
     Every known reason is listed, with 0 when nothing was left out for it. -#}
-with raw_call_versions as (
+-- Rows without an id or updated_at are not versions: each is left out by itself.
+with unversioned_call_rows as (
     select
-        id as call_id,
-        updated_at,
+        case when call_id is null then 'null_call_id' else 'null_updated_at' end as reason,
         count(*) as row_count
-    from {{ source('platform', 'calls') }}
-    group by id, updated_at
+    from {{ ref('stg_platform__call_versions') }}
+    where not is_file_marker and (call_id is null or updated_at is null)
+    group by reason
 ),
 
 int_calls as (
@@ -22,51 +23,60 @@ int_calls as (
     from {{ ref('int_calls') }}
 ),
 
-call_versions_judged as (
+-- Per call: the version held takes the call's reason, every other version is superseded, every
+-- other row a duplicate copy. A delivered version newer than the one held (or a call not held
+-- at all) is a version not loaded: a defect that fails the build
+-- (assert_every_raw_call_version_loaded).
+calls_judged as (
     select
-        raw_call_versions.row_count,
+        int_call_versions.version_count,
+        int_call_versions.row_count,
         case
-            when raw_call_versions.call_id is null then 'null_call_id'
-            when raw_call_versions.updated_at is null then 'null_updated_at'
-            when int_calls.call_id is null or raw_call_versions.updated_at > int_calls.updated_at
+            when int_calls.call_id is null then 'version_not_loaded'
+            when int_call_versions.newest_updated_at > int_calls.updated_at
                 then 'version_not_loaded'
-            when raw_call_versions.updated_at < int_calls.updated_at then 'superseded_version'
             when int_calls.is_counted then 'counted'
             else int_calls.left_out_reason
-        end as version_reason
-    from raw_call_versions
+        end as held_reason,
+        int_calls.call_id is null as is_missing
+    from {{ ref('int_call_versions') }} as int_call_versions
     left join int_calls
-        on raw_call_versions.call_id = int_calls.call_id
+        on int_call_versions.call_id = int_calls.call_id
 ),
 
--- A version's first row takes the version's reason; its other rows are duplicate copies.
--- Rows without an id or updated_at are not versions: each is left out by itself.
 call_reasons as (
     select
-        version_reason as reason,
-        case
-            when version_reason in ('null_call_id', 'null_updated_at') then row_count
-            else 1
-        end as row_count
-    from call_versions_judged
+        reason,
+        row_count
+    from unversioned_call_rows
+    union all
+    select
+        held_reason as reason,
+        case when is_missing then version_count else 1 end as row_count
+    from calls_judged
+    union all
+    select
+        'superseded_version' as reason,
+        version_count - 1 as row_count
+    from calls_judged
+    where not is_missing
     union all
     select
         'duplicate_copy' as reason,
-        row_count - 1 as row_count
-    from call_versions_judged
-    where version_reason not in ('null_call_id', 'null_updated_at')
+        row_count - version_count as row_count
+    from calls_judged
 ),
 
-events as (
+-- Events without a call id never reach int_call_telemetry: count them here; the duplicate
+-- copies of events with a call id are counted per call in int_call_telemetry.
+events_without_call as (
     select
         event_id,
-        call_id,
         event_type,
         delivered_copies
-    from {{ ref('stg_telemetry__events') }}
+    from {{ ref('int_events_without_call') }}
 ),
 
--- Events without a call id never reach int_call_telemetry: count them here.
 event_row_reasons as (
     select
         case
@@ -75,14 +85,18 @@ event_row_reasons as (
             else 'null_call_id'
         end as reason,
         case when event_id is null then delivered_copies else 1 end as row_count
-    from events
-    where event_id is null or call_id is null
+    from events_without_call
     union all
     select
         'duplicate_copy' as reason,
         delivered_copies - 1 as row_count
-    from events
+    from events_without_call
     where event_id is not null
+    union all
+    select
+        'duplicate_copy' as reason,
+        duplicate_copy_count as row_count
+    from {{ ref('int_call_telemetry') }}
 ),
 
 call_telemetry as (

@@ -16,12 +16,13 @@ from pathlib import Path
 from dagster import (
     AssetExecutionContext,
     AssetKey,
+    AssetObservation,
     AssetsDefinition,
     MaterializeResult,
     asset,
 )
 
-from callmetrics.publishing import WarehouseStore
+from callmetrics.publishing import PublishReport, WarehouseStore
 from callmetrics.settings import Settings
 
 PUBLISHED_KEY = AssetKey(["warehouse", "published_version"])
@@ -48,18 +49,21 @@ def build_publish_asset(deps: Sequence[AssetKey]) -> AssetsDefinition:
         key=PUBLISHED_KEY,
         deps=list(deps),
         group_name="warehouse",
-        kinds={"duckdb", "parquet"},
+        kinds={"duckdb", "parquet", "postgres"},
         description=(
             "The run's work file, audited and published as the live warehouse version "
             "(CALLMETRICS_WAREHOUSE links to it), with its Parquet copies of the marts."
         ),
     )
     def published_version(context: AssetExecutionContext) -> MaterializeResult:
-        report = store().publish_work(run_id=context.run.run_id)
+        current = store()
+        report = current.publish_work(run_id=context.run.run_id)
         version = report.version
         context.log.info(f"published {version.name} ({version.method})")
+        postgres = publish_to_postgres(context, current, report)
         return MaterializeResult(
             metadata={
+                **postgres,
                 "version": version.name,
                 "method": version.method,
                 "base": "" if version.base is None else f"v{version.base:06d}",
@@ -71,3 +75,38 @@ def build_publish_asset(deps: Sequence[AssetKey]) -> AssetsDefinition:
         )
 
     return published_version
+
+
+def publish_to_postgres(
+    context: AssetExecutionContext, current: WarehouseStore, report: PublishReport
+) -> dict[str, str | int | float]:
+    """The second destination: the same version in PostgreSQL when CALLMETRICS_POSTGRES_URL is
+    set. A failure fails this step with one line; the DuckDB version stays published."""
+    from callmetrics.publishing.postgres import PostgresError, publish_if_configured
+
+    version = report.version
+    live_path = current.live_path()
+    try:
+        loaded = (
+            None
+            if live_path is None
+            else publish_if_configured(live_path, version, keep=current.keep)
+        )
+    except PostgresError as exc:
+        context.log_event(
+            AssetObservation(
+                asset_key=PUBLISHED_KEY,
+                description=f"DuckDB published {version.name}; PostgreSQL failed",
+                metadata={"version": version.name, "postgres_error": str(exc)},
+            )
+        )
+        raise PostgresError(f"DuckDB published {version.name}, but {exc}") from None
+    if loaded is None:
+        return {}
+    context.log.info(loaded.summary())
+    return {
+        "postgres_version": loaded.version,
+        "postgres_tables_loaded": len(loaded.loaded),
+        "postgres_rows_loaded": loaded.rows_loaded,
+        "postgres_seconds": loaded.seconds.get("total", 0.0),
+    }

@@ -18,7 +18,7 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resellers", type=int, default=3, help="resellers (default 3)")
     p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     p.add_argument(
-        "--end", default=None, help="last day of calls, YYYY-MM-DD (default: 2025-03-01)"
+        "--end", default=None, help="last day of calls, YYYY-MM-DD (default: yesterday, UTC)"
     )
     p.add_argument(
         "--dirt-rate", type=float, default=0.01, help="share of dirty rows (default 0.01)"
@@ -36,12 +36,36 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--org", default=None, help="organization id")
     p.add_argument("--reseller", default=None, help="reseller id")
     _add_calendar_options(p, "IANA time zone of dates, hours and naive times (default UTC)")
-    p.add_argument("--out", default=None, help="write to this file instead of stdout")
+    p.add_argument(
+        "--out", default=None, help="write to this regular file (- or none: standard output)"
+    )
     p = sub.add_parser("export-all", help="one payload file per organization and reseller")
     p.add_argument("--start", required=True, help="start of range, ISO 8601 (inclusive)")
     p.add_argument("--end", required=True, help="end of range, ISO 8601 (inclusive)")
     _add_calendar_options(p, "IANA time zone, or 'org': each organization's own (default UTC)")
     p.add_argument("--out", required=True, help="directory to write the payload files to")
+
+
+def _add_api(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="serve GET /v1/metrics over HTTP (api.md)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--pool-size", type=int, default=None,
+                   help="read-only warehouse connections per worker (default 4)")
+    p.add_argument("--cache-mb", type=int, default=None,
+                   help="answers kept per warehouse version, in MiB (default 64; 0: none)")
+    p = sub.add_parser("keys", help="create, list or revoke API keys (CALLMETRICS_KEYS)")
+    keys = p.add_subparsers(dest="keys_command", required=True)
+    create = keys.add_parser("create", help="make a key; prints it once on standard output")
+    scope = create.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--org", help="the key sees this organization")
+    scope.add_argument("--reseller", help="the key sees this reseller's organizations")
+    scope.add_argument("--platform", action="store_true", help="the key sees everything")
+    create.add_argument("--name", default=None, help="a label for people (who holds the key)")
+    keys.add_parser("list", help="every key: id, name, scope, created, revoked; no secret")
+    revoke = keys.add_parser("revoke", help="refuse a key from the next request on")
+    revoke.add_argument("key_id", help="the key's id (as `keys list` shows it)")
 
 
 def _add_calendar_options(p: argparse.ArgumentParser, tz_help: str) -> None:
@@ -66,8 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export(sub)
     p = sub.add_parser("rollback", help="serve the previous published warehouse version again")
     p.add_argument("--list", action="store_true", help="list the kept versions, change nothing")
+    _add_api(sub)
     p = sub.add_parser("demo", help="generate demo data if missing, build, export-all")
     p.add_argument("--calls", type=int, default=20_000, help="calls in the demo data")
+    from callmetrics.publishing.postgres_commands import add_parsers as add_postgres_parsers
+
+    add_postgres_parsers(sub)
     return parser
 
 
@@ -105,10 +133,26 @@ def _dispatch(args: argparse.Namespace) -> int:
         from callmetrics.publishing.commands import run_rollback
 
         return run_rollback(args)
+    if args.command == "serve":
+        from callmetrics.api.server import run_serve
+
+        return run_serve(args)
+    if args.command == "keys":
+        from callmetrics.api.commands import run_keys
+
+        return run_keys(args)
     if args.command == "demo":
         from callmetrics.demo import run_demo
 
         return run_demo(calls=args.calls)
+    if args.command == "postgres":
+        from callmetrics.publishing.postgres_commands import run_postgres
+
+        return run_postgres(args)
+    if args.command == "bi-user":
+        from callmetrics.publishing.postgres_commands import run_bi_user
+
+        return run_bi_user(args)
     raise AssertionError(f"unhandled command {args.command}")
 
 

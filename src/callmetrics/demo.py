@@ -37,7 +37,8 @@ def _data_span(warehouse: str) -> tuple[date, date]:
 
 def run_demo(calls: int) -> int:
     from callmetrics.exporter.commands import run_export_all
-    from callmetrics.generation.base import existing_tables, generate_raw
+    from callmetrics.generate import write_raw, yesterday
+    from callmetrics.generation.base import existing_tables
     from callmetrics.pipeline import run_build
 
     settings = Settings.from_env()
@@ -45,8 +46,9 @@ def run_demo(calls: int) -> int:
     if existing_tables(settings.raw_dir):
         _say(f"using the raw data already in {settings.raw_dir}")
     else:
-        _say(f"generating {calls:,} synthetic calls into {settings.raw_dir}")
-        generate_raw(settings.raw_dir, calls=calls, progress=True)
+        end = yesterday()
+        _say(f"generating {calls:,} synthetic calls ending {end} into {settings.raw_dir}")
+        write_raw(settings.raw_dir, calls=calls, end_date=end, progress=True)
 
     _say("building the warehouse (snapshot, models, tests)")
     status = run_build(full_refresh=False)

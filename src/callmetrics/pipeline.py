@@ -40,6 +40,9 @@ STEP_LABELS = {
     "exports__metrics_payloads": "exporting payloads (day and trailing 30 days)",
 }
 EXPORT_STEP = "exports__metrics_payloads"
+# What Dagster reports when Ctrl-C (SIGINT) or SIGTERM stops a step.
+INTERRUPT_ERRORS = frozenset({"DagsterExecutionInterruptedError", "KeyboardInterrupt"})
+INTERRUPTED_STATUS = 130
 
 
 @dataclass
@@ -53,6 +56,8 @@ class BuildReport:
     checks_failed: list[str] = field(default_factory=list)
     checks_warned: list[str] = field(default_factory=list)
     step_failures: list[str] = field(default_factory=list)
+    current_step: str = ""
+    interrupted: bool = False
 
     def say(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
@@ -64,6 +69,7 @@ class BuildReport:
             label = STEP_LABELS.get(step) or (
                 "checking the marts' freshness" if step.endswith("covers_run_day") else step
             )
+            self.current_step = label
             self.say(f"  - {label}")
         elif kind == "ASSET_MATERIALIZATION" and event.asset_key is not None:
             name = ".".join(event.asset_key.path)
@@ -90,6 +96,11 @@ class BuildReport:
                 self.say(f"      ok ({millis / 1000:.1f} s)")
         elif kind == "STEP_FAILURE":
             error = getattr(event.event_specific_data, "error", None)
+            chain = error
+            while chain is not None:
+                if chain.cls_name in INTERRUPT_ERRORS:
+                    self.interrupted = True
+                chain = chain.cause
             while error is not None and error.cause is not None:
                 error = error.cause  # the user code's own error, not Dagster's wrapper
             message = (error.message.strip().splitlines() or [""])[0] if error else ""
@@ -179,6 +190,34 @@ def _quiet_dagster_loggers() -> Iterator[None]:
             log.setLevel(level)
 
 
+@contextlib.contextmanager
+def _stderr_into(log_file: TextIO, report: BuildReport) -> Iterator[None]:
+    """Send file descriptor 2 (this process's and every child's: dbt, Dagster's helper
+    processes) into the build log for the run, so the terminal shows only the progress lines
+    (written to a copy of the original stderr) and the log holds everything else, including
+    what the helpers print when Ctrl-C reaches the whole process group."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    progress = os.fdopen(os.dup(2), "w", encoding="utf-8", buffering=1)
+    stream = report.stream
+    report.stream = progress
+    os.dup2(log_file.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        report.stream = stream
+        progress.close()
+
+
+def _append_log(log_path: Path, line: str) -> None:
+    """Best effort: the final line in the log too (a full disk may refuse even that)."""
+    with contextlib.suppress(OSError), log_path.open("a", encoding="utf-8") as log:
+        log.write(line + "\n")
+
+
 def failure_line(report: BuildReport, log_path: Path, serving: str = "") -> str:
     """One line saying what failed, what readers are served now (`serving`, from the
     warehouse store) and, when it failed before the export, that the export did not run."""
@@ -209,6 +248,20 @@ def run_build(full_refresh: bool = False) -> int:
     files = sum(len(found) for found in inventory.files.values())
     report.say(f"callmetrics build: raw {settings.raw_dir} ({files} Parquet files)")
     report.say(f"  warehouse {settings.warehouse}")
+    from callmetrics.publishing import WarehouseStore
+    from callmetrics.publishing.buildlock import BuildLock
+
+    store = WarehouseStore.from_settings(settings)
+    with BuildLock(store.versions_dir, settings.warehouse).hold() as stale:
+        if stale is not None:
+            report.say(f"  taking over a stale build lock ({stale.describe()}; no longer running)")
+        return _run_job(settings, store, report, full_refresh, started)
+
+
+def _run_job(
+    settings: Settings, store: Any, report: BuildReport, full_refresh: bool, started: float
+) -> int:
+    """The nightly job, in process, under the build lock."""
     report.say("  - loading the Dagster definitions (parsing the dbt project if it changed)")
 
     from dagster import BetaWarning, DagsterInstance, PreviewWarning
@@ -231,30 +284,45 @@ def run_build(full_refresh: bool = False) -> int:
         "loggers": {PROGRESS_LOGGER: {}},
     }
     log_path = settings.warehouse.parent / LOG_NAME
-    from callmetrics.publishing import WarehouseStore
-
-    store = WarehouseStore.from_settings(settings)
     live_before = store.live()
+    try:
+        log_file = log_path.open("w", encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot write {log_path}: {exc.strerror or exc}") from None
+    result = None
     with (
-        log_path.open("w", encoding="utf-8") as log_file,
+        log_file,
+        _stderr_into(log_file, report),
         contextlib.redirect_stdout(log_file),
         _quiet_dagster_loggers(),
         DagsterInstance.get() as instance,
     ):
-        result = job.execute_in_process(
-            run_config=run_config,
-            instance=instance,
-            partition_key=day.isoformat(),
-            raise_on_error=False,
-            tags={"callmetrics/trigger": "cli"},
-        )
+        try:
+            result = job.execute_in_process(
+                run_config=run_config,
+                instance=instance,
+                partition_key=day.isoformat(),
+                raise_on_error=False,
+                tags={"callmetrics/trigger": "cli"},
+            )
+        except KeyboardInterrupt:
+            report.interrupted = True
     elapsed = time.monotonic() - started
-    if not result.success:
+    if report.interrupted:
         serving = store.after_failure(live_before)
-        print(
-            f"callmetrics build: error: {failure_line(report, log_path, serving)}",
-            file=sys.stderr,
+        step = f" during {report.current_step}" if report.current_step else ""
+        line = (
+            f"callmetrics build: interrupted{step}; {serving}; run `callmetrics build` again "
+            f"to build (its unfinished work file is discarded first) (log: {log_path})"
         )
+        _append_log(log_path, line)
+        print(line, file=sys.stderr)
+        return INTERRUPTED_STATUS
+    if result is None or not result.success:
+        serving = store.after_failure(live_before)
+        line = f"callmetrics build: error: {failure_line(report, log_path, serving)}"
+        _append_log(log_path, line)
+        print(line, file=sys.stderr)
         return 1
     from orchestration.assets.export import export_dir
 

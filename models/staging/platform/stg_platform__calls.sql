@@ -1,8 +1,9 @@
-{#- The latest version of every call (greatest updated_at), cleaned and typed.
-    Incremental (arrival-based): a run re-reads the raw versions whose updated_at is at most
-    `lookback_days` older than the newest version loaded, and rewrites only the calls whose
-    latest version is newer than the one loaded. Rows without an id or updated_at are left out
-    here and counted in dq_left_out_rows. -#}
+{#- The latest version of every call (greatest updated_at): one row per call id.
+    Incremental (arrival-based): a run takes the versions stg_platform__call_versions loaded
+    since this model's last load (from whatever files arrived, whatever their updated_at) and
+    rewrites each call they name with the newer of the version held and the one that arrived.
+    An older version (a re-sent extract) changes nothing but _loaded_at: dq_left_out_rows
+    counts it as superseded. Rows without an id or updated_at are left out (counted in dq_left_out_rows). -#}
 {{
     config(
         materialized='incremental',
@@ -12,76 +13,78 @@
     )
 }}
 
-with source_rows as (
+with arrived_versions as (
     select
-        id,
+        call_id,
         organization_id,
         agent_id,
         started_at,
         ended_at,
-        outcome,
+        outcome_code,
         transferred_at,
         sentiment,
         user_corrections,
         escalation_reason,
         updated_at,
-        filename
-    from {{ source('platform', 'calls') }}
+        _source_file
+    from {{ ref('stg_platform__call_versions') }}
     where
-        id is not null
+        call_id is not null
         and updated_at is not null
     {%- if is_incremental() %}
-        and updated_at >= {{ calls_reload_since() }}  -- noqa: LT02
+        and _loaded_at > {{ loaded_watermark() }}  -- noqa: LT02
     {%- endif %}
 ),
 
 -- Rows sharing id and updated_at are identical copies, so any one of them is the version.
-latest_versions as (
+latest_arrived as (
     select *
-    from source_rows
-    qualify row_number() over (partition by id order by updated_at desc, filename desc) = 1
+    from arrived_versions
+    qualify row_number() over (partition by call_id order by updated_at desc, _source_file desc) = 1
 ),
 
 {% if is_incremental() -%}
-loaded_versions as (
+-- Each call that got a version is rewritten with the newer of the version held and the one that
+-- arrived (the held one on a tie: copies are identical). An older version changes nothing but
+-- the row's _loaded_at, so every arrival moves this model's watermark on.
+held_versions as (
     select
         call_id,
-        updated_at
+        organization_id,
+        agent_id,
+        started_at,
+        ended_at,
+        outcome_code,
+        transferred_at,
+        sentiment,
+        user_corrections,
+        escalation_reason,
+        updated_at,
+        _source_file
     from {{ this }}
+    where call_id in (select latest_arrived.call_id from latest_arrived)
 ),
 
 new_versions as (
-    select latest_versions.*
-    from latest_versions
-    left join loaded_versions
-        on latest_versions.id = loaded_versions.call_id
-    where
-        loaded_versions.call_id is null
-        or latest_versions.updated_at > loaded_versions.updated_at
-),
+    select * exclude (is_held)
+    from (
+        select
+            *,
+            true as is_held
+        from held_versions
+        union all
+        select
+            *,
+            false as is_held
+        from latest_arrived
+    ) as candidates
+    qualify row_number() over (partition by call_id order by updated_at desc, is_held desc) = 1
+)
 {%- else -%}
 new_versions as (
-    select * from latest_versions
-),
-{%- endif %}
-
-renamed as (
-    select
-        cast(id as varchar) as call_id,
-        cast(organization_id as varchar) as organization_id,
-        cast(agent_id as varchar) as agent_id,
-        cast(started_at as timestamptz) as started_at,
-        cast(ended_at as timestamptz) as ended_at,
-        {{ clean_code('outcome') }} as outcome_code,
-        cast(transferred_at as timestamptz) as transferred_at,
-        {{ clean_code('sentiment') }} as sentiment,
-        cast(user_corrections as bigint) as user_corrections,
-        {{ normalise_reason('escalation_reason') }} as escalation_reason,
-        cast(updated_at as timestamptz) as updated_at,
-        {{ raw_relative_path('filename', 'calls') }} as _source_file,
-        {{ load_time() }} as _loaded_at
-    from new_versions
+    select * from latest_arrived
 )
+{%- endif %}
 
 select
     call_id,
@@ -96,5 +99,5 @@ select
     escalation_reason,
     updated_at,
     _source_file,
-    _loaded_at
-from renamed
+    {{ load_time() }} as _loaded_at
+from new_versions

@@ -145,7 +145,8 @@ def build(args: dict[str, Any]) -> Figures:
     target = Path(os.environ["DBT_TARGET_PATH"])
     # dbt's run_results.json of each invocation, kept in the scratch target folder for
     # profiling after the run (copies keep their times, so a later build does not count them)
-    kept = target / ("bench-run-results-" + ("full" if args["full_refresh"] else "increment"))
+    label = args.get("label") or ("full" if args["full_refresh"] else "increment")
+    kept = target / ("bench-run-results-" + label)
     shutil.rmtree(kept, ignore_errors=True)
     _keep_run_results(kept)
     since = time.time()

@@ -29,6 +29,7 @@ from callmetrics.errors import UserError
 from callmetrics.exporter import calendar
 from callmetrics.exporter import sections as q
 from callmetrics.exporter.formulas import Comparison, build_payload
+from callmetrics.exporter.meta import MetricsAnswer, WarehouseFacts, payload_meta, warehouse_facts
 from callmetrics.exporter.parts import ScopeParts, merge
 from callmetrics.exporter.payload import AgentStatus, MetricsPayload
 from callmetrics.exporter.query import LocalClock, fetch_parts
@@ -127,6 +128,7 @@ class Exporter:
             .fetchall()
         )
         self._agents: dict[str, tuple[str, AgentStatus]] | None = None
+        self._facts: WarehouseFacts | None = None
 
     # -- lifetime
     def close(self) -> None:
@@ -256,6 +258,27 @@ class Exporter:
             self.parts(time_range, scope.org_ids, request.tz), time_range, self.agent,
             request.granularity, previous,
         )
+
+    @property
+    def facts(self) -> WarehouseFacts:
+        """The warehouse version and ``dataAsOf`` (read once: a version never changes)."""
+        if self._facts is None:
+            self._facts = warehouse_facts(self._con, self.path)
+        return self._facts
+
+    def answer(
+        self,
+        request: TimeRange | Request,
+        organization_id: str | None = None,
+        reseller_id: str | None = None,
+    ) -> MetricsAnswer:
+        """``{"data", "meta"}``: the payload and what it answered (the API's body); a
+        ``Request`` also states its time zone and granularity in ``meta``."""
+        payload = self.payload(request, organization_id, reseller_id)
+        if isinstance(request, TimeRange):
+            return MetricsAnswer(data=payload.data, meta=payload_meta(request, self.facts))
+        meta = payload_meta(request.time_range, self.facts, request.tz.key, request.granularity)
+        return MetricsAnswer(data=payload.data, meta=meta)
 
     def export_all(
         self, request: TimeRange | Request, organization_zones: bool = False

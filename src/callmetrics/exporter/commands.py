@@ -5,20 +5,38 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
-from callmetrics.errors import UserError
 from callmetrics.exporter.api import AllPayloads, Exporter, Request
+from callmetrics.exporter.output import ensure_folder, write_atomic, write_text
 from callmetrics.exporter.payload import MetricsPayload
-from callmetrics.exporter.timerange import iso, parse_range
+from callmetrics.exporter.timerange import ONE_US, TimeRange, iso, parse_range
 
 MANIFEST = "manifest.json"
 ALL_FILE = "all-organizations.json"
+
+
+def _request_range(start: str, end: str) -> TimeRange:
+    """The parsed range, kept inside what the exporter can split into buckets.
+
+    The exporter reads the partial bucket before the first whole one up to `first - 1 us`;
+    for a start at the very first instant datetime can hold (0001-01-01T00:00:00Z) that
+    microsecond does not exist (OverflowError). The range then starts one microsecond later,
+    which keeps every possible call (none can start before the year 1) and the dates listed.
+    """
+    time_range = parse_range(start, end)
+    earliest = datetime.min.replace(tzinfo=UTC)
+    if time_range.start == earliest and time_range.end > earliest:
+        time_range = TimeRange(
+            start=earliest + ONE_US,
+            end=time_range.end,
+            first_date=time_range.first_date,
+            last_date=time_range.last_date,
+        )
+    return time_range
 
 
 ORG_ZONES = "org"
@@ -35,14 +53,10 @@ def _request(args: argparse.Namespace, time_zone: str | None) -> Request | None:
 
 def run_export(args: argparse.Namespace) -> int:
     request = _request(args, args.tz)
-    time_range = parse_range(args.start, args.end) if request is None else request
+    time_range = _request_range(args.start, args.end) if request is None else request
     with Exporter() as exporter:
-        payload = exporter.payload(time_range, args.org, args.reseller)
-    text = payload.to_json() + "\n"
-    if args.out:
-        write_atomic(Path(args.out), text)
-    else:
-        sys.stdout.write(text)
+        answer = exporter.answer(time_range, args.org, args.reseller)
+    write_text(args.out, answer.to_json() + "\n")
     return 0
 
 
@@ -51,11 +65,12 @@ def run_export_all(args: argparse.Namespace) -> int:
     request = _request(args, None if own_zones else args.tz)
     if own_zones:
         request = Request.parse(args.start, args.end, None, args.granularity, args.compare)
-    time_range = parse_range(args.start, args.end) if request is None else request.time_range
+    time_range = _request_range(args.start, args.end) if request is None else request.time_range
     out = Path(args.out)
     with Exporter() as exporter:
         result = exporter.export_all(request or time_range, organization_zones=own_zones)
         warehouse = str(exporter.path)
+    ensure_folder(out)  # only once there is something to write: a failed export leaves no folder
     manifest = write_all(out, result, warehouse)
     print(
         f"wrote {len(manifest['files'])} payloads for {iso(time_range.start)} .. "
@@ -101,24 +116,3 @@ def file_name(scope_id: str) -> str:
     if len(name) > 150:
         name = name[:100] + "-" + hashlib.sha256(scope_id.encode()).hexdigest()[:16]
     return (name or "%00") + ".json"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and a rename."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

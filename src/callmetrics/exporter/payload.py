@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 from pydantic.alias_generators import to_camel
 
 AgentStatus = Literal["active", "inactive", "cancelled", "pending", "deleted"]
@@ -124,18 +130,24 @@ class MetricsData(_Model):
     escalation_reasons: list[EscalationReason]
     previous_period: PreviousPeriod | None = None  # only with compare=previous
 
+    @model_serializer(mode="wrap")
+    def _without_absent_comparison(self, handler: SerializerFunctionWrapHandler) -> dict:
+        """``previousPeriod`` is left out, not null, when no comparison was asked (so every
+        dump of a payload, ``data`` alone or with ``meta``, is the published API's)."""
+        dumped = handler(self)
+        if self.previous_period is None:
+            dumped.pop("previousPeriod", None)
+            dumped.pop("previous_period", None)
+        return dumped
+
 
 class MetricsPayload(_Model):
     """The response body: ``{"data": {...}}``."""
 
     data: MetricsData
 
-    def _absent(self) -> dict | None:
-        """``previousPeriod`` is left out, not null, when no comparison was asked."""
-        return {"data": {"previous_period"}} if self.data.previous_period is None else None
-
     def to_json(self, indent: int | None = 2) -> str:
-        return self.model_dump_json(by_alias=True, indent=indent, exclude=self._absent())
+        return self.model_dump_json(by_alias=True, indent=indent)
 
     def to_dict(self) -> dict:
-        return self.model_dump(by_alias=True, mode="json", exclude=self._absent())
+        return self.model_dump(by_alias=True, mode="json")

@@ -109,6 +109,11 @@ def _build_dimensions(con: duckdb.DuckDBPyConnection, p: BaseParams, dirt: bool)
     reseller_of = (
         "null" if p.resellers == 0 else f"uid({k}, (o + {k % 1000}) % {p.resellers}, 300)"
     )
+    # With dirt, cases the spec allows: the second organization names a reseller that the
+    # resellers extract lacks (known only through the organization), and the last organization
+    # is missing from the organizations extract (known only through its calls).
+    named_only_by_org = "true" if dirt and p.resellers > 0 and p.orgs >= 2 else "false"
+    only_in_calls = "true" if dirt and p.orgs >= 3 else "false"
     con.execute(
         f"""
         create or replace table out_orgs as
@@ -118,10 +123,13 @@ def _build_dimensions(con: duckdb.DuckDBPyConnection, p: BaseParams, dirt: bool)
             {sql_list(ORG_NAMES)}[o % {n_org} + 1]
                 || case when o >= {n_org} then ' ' || (o // {n_org} + 1)::varchar else '' end
                 as name,
-            case when o % 4 = 3 then null else {reseller_of} end as reseller_id,
+            case when o % 4 = 3 then null
+                 when {named_only_by_org} and o = 1 then uid({k}, {p.resellers}, 300)
+                 else {reseller_of} end as reseller_id,
             {sql_list(TIMEZONES)}[o % {len(TIMEZONES)} + 1] as timezone,
             ts_of({end_us} - {history_us} - (30 + floor(u01({k}, o, 311) * 600))::bigint
-                * 86400000000 - floor(u01({k}, o, 312) * 86400000000)::bigint) as created_at
+                * 86400000000 - floor(u01({k}, o, 312) * 86400000000)::bigint) as created_at,
+            {only_in_calls} and o = {p.orgs - 1} as only_in_calls
         from range({p.orgs}) t(o)
         order by o
         """
@@ -465,7 +473,8 @@ def _generate(
         )
         summary.rows["organizations"] = copy_to_parquet(
             con,
-            "select id, name, reseller_id, timezone, created_at from out_orgs order by org_idx",
+            "select id, name, reseller_id, timezone, created_at from out_orgs "
+            "where not only_in_calls order by org_idx",
             out_dir / "organizations" / folder / "part-0.parquet",
         )
         summary.rows["agents"] = copy_to_parquet(
@@ -478,6 +487,8 @@ def _generate(
     with prog.step(f"calls: drawing {p.calls:,} calls"):
         build_samplers(con, cp)
         build_calls(con, cp)
+        if p.dirt_rate > 0:
+            _lend_agent(con)
         build_call_rows(con, cp)
         build_event_pool(con, cp)
     with prog.step("calls: writing versions"):
@@ -502,6 +513,21 @@ def _generate(
         summary.dirt.update(ev_dirt)
         summary.variations = _call_variations(con) | agent_var | ev_var
     return summary
+
+
+def _lend_agent(con: duckdb.DuckDBPyConnection) -> None:
+    """An agent takes calls in two organizations (the spec allows it): one in twenty calls of
+    the second organization that had an agent go to the first organization's first agent."""
+    con.execute(
+        """
+        update calls_t set agent_id = (
+            select min(agent_id) from g_agents where org_idx = (select min(org_idx) from g_orgs)
+        )
+        where agent_id is not null
+            and org_id = (select org_id from g_orgs order by org_idx limit 1 offset 1)
+            and hash(call_id) % 20 = 0
+        """
+    )
 
 
 def _call_facts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

@@ -7,11 +7,15 @@ It adds, as new files in `<table>/extract=<day + 1>/` (the extract taken the nex
 - late telemetry events of older calls (`late-0.parquet`) and redelivered copies of events
   already delivered (`redelivered-0.parquet`);
 - a new agents extract that replaces the old one (agents are current state): some agents
-  renamed, some hard-deleted (absent). Organizations and resellers are kept as they are.
+  renamed, some hard-deleted (absent);
+- a new organizations extract that replaces the old one, with `move_orgs` organizations moved
+  to another reseller (reseller is current state: all their history moves with them).
+  Resellers are kept as they are.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -48,7 +52,8 @@ def extract_folder(day: date) -> str:
 
 
 def _validate(
-    raw_dir: Path, day: date, calls: int, late_share: float, rename: int, delete: int, dirt: float
+    raw_dir: Path, day: date, calls: int, late_share: float, rename: int, delete: int, dirt: float,
+    move: int = 0,
 ) -> None:
     missing = [t for t in RAW_TABLES if not any((raw_dir / t).rglob("*.parquet"))]
     if missing:
@@ -60,8 +65,8 @@ def _validate(
         raise UserError(f"calls must be 0 or more, got {calls}")
     if not 0.0 <= late_share <= 1.0:
         raise UserError(f"late_share must be from 0 to 1, got {late_share}")
-    if rename < 0 or delete < 0:
-        raise UserError("rename_agents and delete_agents must be 0 or more")
+    if rename < 0 or delete < 0 or move < 0:
+        raise UserError("rename_agents, delete_agents and move_orgs must be 0 or more")
     if not 0.0 <= dirt <= MAX_DIRT_RATE:
         raise UserError(f"dirt_rate must be from 0 to {MAX_DIRT_RATE}, got {dirt}")
     done = raw_dir / "calls" / extract_folder(day) / "inc-0.parquet"
@@ -80,10 +85,12 @@ def generate_increment(
     delete_agents: int = 1,
     dirt_rate: float = 0.01,
     progress: bool = False,
+    move_orgs: int = 0,
 ) -> GenerationSummary:
     """Write the extract of `day` into `raw_dir` (see the module doc); return its summary."""
     raw_dir = Path(raw_dir)
-    _validate(raw_dir, day, calls, late_share, rename_agents, delete_agents, dirt_rate)
+    _validate(raw_dir, day, calls, late_share, rename_agents, delete_agents, dirt_rate,
+              move_orgs)
     prog = Progress("increment", quiet=not progress)
     key = (seed * 1_000_003 + (day - EPOCH).days * 7919 + 17) % (2**62)
     summary = GenerationSummary(
@@ -92,11 +99,14 @@ def generate_increment(
         params={
             "day": day.isoformat(), "seed": seed, "calls": calls, "late_share": late_share,
             "rename_agents": rename_agents, "delete_agents": delete_agents,
-            "dirt_rate": dirt_rate,
+            "dirt_rate": dirt_rate, "move_orgs": move_orgs,
         },
     )
     con, spill = connect()
     try:
+        if move_orgs:
+            with prog.step(f"organizations: {move_orgs} moved to another reseller"):
+                _move_orgs(con, raw_dir, day, key, move_orgs, summary)
         _increment(con, raw_dir, day, key, calls, late_share, rename_agents, delete_agents,
                    dirt_rate, summary, prog)
     finally:
@@ -274,6 +284,73 @@ def _replace_agents(
     summary.details["deleted_agents"] = [c[1] for c in changes if c[0] == "deleted"]
     summary.details["renamed_agents"] = {
         c[1]: {"old": c[2], "new": c[3]} for c in changes if c[0] == "renamed"
+    }
+
+
+def _replace_extract(raw: Path, table: str, day: date, write: Callable[[Path], int]) -> int:
+    """Replace a current-state table's files by one new extract written by `write`."""
+    old_files = sorted((raw / table).rglob("*.parquet"))
+    tmp = raw / f".{table}-{day.isoformat()}.tmp.parquet"
+    rows = write(tmp)
+    for f in old_files:
+        f.unlink()
+    for d in sorted((p for p in (raw / table).rglob("*") if p.is_dir()), reverse=True):
+        if not any(d.iterdir()):
+            d.rmdir()
+    target = raw / table / extract_folder(day) / "part-0.parquet"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp.replace(target)
+    return rows
+
+
+def _move_orgs(
+    con: duckdb.DuckDBPyConnection,
+    raw: Path,
+    day: date,
+    key: int,
+    move: int,
+    summary: GenerationSummary,
+) -> None:
+    """Write a new organizations extract in which `move` organizations that have a reseller
+    belong to the next reseller of the resellers extract (by id, wrapping around)."""
+    con.execute(
+        f"""
+        create or replace table org_moves as
+        with resellers as (
+            select id, row_number() over (order by id) as n, count(*) over () as total
+            from read_parquet({_glob(raw, 'resellers')}, union_by_name = true,
+                hive_partitioning = false)
+            where id is not null
+        ),
+        orgs as (
+            select o.id, o.reseller_id, r.n, r.total
+            from read_parquet({_glob(raw, 'organizations')}, union_by_name = true,
+                hive_partitioning = false) o
+            join resellers r on r.id = o.reseller_id
+            where r.total > 1
+            order by h64({key}, o.id, 510), o.id
+            limit {move}
+        )
+        select orgs.id, orgs.reseller_id as old_reseller_id, r.id as new_reseller_id
+        from orgs join resellers r on r.n = orgs.n % orgs.total + 1
+        """
+    )
+    select_sql = f"""
+        select o.id, o.name, coalesce(m.new_reseller_id, o.reseller_id) as reseller_id,
+            o.timezone, o.created_at
+        from read_parquet({_glob(raw, 'organizations')}, union_by_name = true,
+            hive_partitioning = false) o
+        left join org_moves m on m.id = o.id
+        order by o.id
+    """
+    summary.rows["organizations"] = _replace_extract(
+        raw, "organizations", day, lambda path: copy_to_parquet(con, select_sql, path)
+    )
+    summary.files["organizations"] = 1
+    moves = con.execute("select * from org_moves order by id").fetchall()
+    summary.changes["moved_organizations"] = len(moves)
+    summary.details["moved_organizations"] = {
+        org: {"old": old, "new": new} for org, old, new in moves
     }
 
 

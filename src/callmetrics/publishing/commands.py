@@ -39,6 +39,11 @@ def run_rollback(args: argparse.Namespace) -> int:
         "Readers with an open connection keep their version until they reconnect.",
         file=sys.stderr,
     )
+    from callmetrics.publishing.postgres import follow_rollback
+
+    followed = follow_rollback(live)  # the second destination, when configured
+    if followed:
+        print(f"callmetrics rollback: {followed}", file=sys.stderr)
     return 0
 
 

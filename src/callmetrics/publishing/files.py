@@ -47,11 +47,15 @@ def switch_symlink(link: Path, target: str) -> None:
 def write_atomic(path: Path, text: str) -> None:
     """Write a small text file so readers see the old content or the new, never a part."""
     temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(temp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
+    try:
+        with open(temp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)  # a full disk leaves no half-written temporary file
+        raise
     fsync_dir(path.parent)
 
 

@@ -15,19 +15,24 @@ from typing import Any
 
 from callmetrics.publishing.files import write_atomic
 
-VERSION_FILE = re.compile(r"^v(\d{6,})\.duckdb$")
+VERSION_NAME = re.compile(r"^v(\d{6,})$")
+# Before the constant catalog name, a version was a file `vNNNNNN.duckdb` (see store.py).
+LEGACY_VERSION_FILE = re.compile(r"^v(\d{6,})\.duckdb$")
 
 
 def version_name(number: int) -> str:
     return f"v{number:06d}"
 
 
-def version_file(number: int) -> str:
-    return f"{version_name(number)}.duckdb"
+def number_of(name: str) -> int | None:
+    """The number of a version folder name (`v000042`), None for anything else."""
+    match = VERSION_NAME.match(name)
+    return int(match.group(1)) if match else None
 
 
-def number_of(file_name: str) -> int | None:
-    match = VERSION_FILE.match(file_name)
+def legacy_number_of(file_name: str) -> int | None:
+    """The number of an old-layout version file name (`v000042.duckdb`)."""
+    match = LEGACY_VERSION_FILE.match(file_name)
     return int(match.group(1)) if match else None
 
 
@@ -45,10 +50,6 @@ class Version:
     @property
     def name(self) -> str:
         return version_name(self.number)
-
-    @property
-    def file_name(self) -> str:
-        return version_file(self.number)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Version:
@@ -97,8 +98,9 @@ class Manifest:
     def find(self, number: int) -> Version | None:
         return next((v for v in self.history if v.number == number), None)
 
-    def reconcile(self, live_number: int | None, existing_files: set[str]) -> bool:
-        """Agree with the link and the files; return True when something changed.
+    def reconcile(self, live_number: int | None, existing: set[int]) -> bool:
+        """Agree with the link and the version folders (`existing`, by number); return True
+        when something changed.
 
         - versions whose file is gone are dropped;
         - versions after the live one were never switched to (a publish killed before its
@@ -106,7 +108,7 @@ class Manifest:
         - a live version the manifest does not know (a lost manifest) is added.
         """
         before = list(self.history)
-        kept = [v for v in self.history if v.file_name in existing_files]
+        kept = [v for v in self.history if v.number in existing]
         if live_number is None:
             kept = []
         else:
@@ -117,8 +119,5 @@ class Manifest:
             else:
                 kept = kept[: position + 1]
         self.history = kept
-        numbers = [v.number for v in kept] + [
-            n for n in (number_of(f) for f in existing_files) if n is not None
-        ]
-        self.last_number = max([self.last_number, *numbers])
+        self.last_number = max([self.last_number, *(v.number for v in kept), *existing])
         return self.history != before

@@ -2,16 +2,25 @@
 
 Layout, for `CALLMETRICS_WAREHOUSE=data/warehouse/callmetrics.duckdb`::
 
-    data/warehouse/callmetrics.duckdb        -> callmetrics.versions/v000042.duckdb
+    data/warehouse/callmetrics.duckdb        -> callmetrics.versions/v000042/callmetrics.duckdb
     data/warehouse/callmetrics.versions/
         manifest.json                           published versions, oldest first
-        v000040.duckdb v000041.duckdb v000042.duckdb
-        work.duckdb                             the build in progress (or a failed one)
+        v000040/callmetrics.duckdb  v000041/callmetrics.duckdb  v000042/callmetrics.duckdb
+        work/callmetrics.duckdb                 the build in progress (or a failed one)
+        work.json                               which run prepared it, and how
     data/warehouse/callmetrics.parquet/
         current -> v000042
         v000042/mart_metrics/part-0.parquet     one folder per mart and dimension
 
-A build writes only `work.duckdb`, a file no reader can hold: it is never published while
+Every version file, and the work file, carries the link's own file name: DuckDB names a
+database's catalog after its file name, so the catalog is `callmetrics` in every version and
+while dbt builds (`callmetrics.marts.mart_metrics`, SQLAlchemy's schema names, dbt's
+`database` and its docs catalog stay the same from one night to the next). A version is a
+folder, published and pruned with one directory rename. A store in the older layout (one
+`vNNNNNN.duckdb` file per version) is moved into this one by the first command that reads the
+store (build, rollback, `rollback --list`), without a moment where the link points at nothing.
+
+A build writes only the work file, a file no reader can hold: it is never published while
 being written. To avoid copying the warehouse every night, the work file is the oldest kept
 version that is neither live nor the rollback target and that no process holds open; it catches
 up incrementally from its own older published state (the models are arrival-based and equal to
@@ -49,7 +58,13 @@ from callmetrics.publishing.files import (
     switch_symlink,
     write_atomic,
 )
-from callmetrics.publishing.manifest import Manifest, Version, number_of, version_name
+from callmetrics.publishing.manifest import (
+    Manifest,
+    Version,
+    legacy_number_of,
+    number_of,
+    version_name,
+)
 from callmetrics.settings import WAREHOUSE_ENV, Settings
 
 KEEP_ENV = "CALLMETRICS_KEEP_VERSIONS"
@@ -57,6 +72,7 @@ DEFAULT_KEEP = 3
 # Test hook: the named point of a build kills its own process (SIGKILL), as a crash would.
 FAULT_POINT_ENV = "CALLMETRICS_FAULT_POINT"
 CURRENT = "current"
+WORK = "work"
 
 
 def fault_point(name: str) -> None:
@@ -98,7 +114,10 @@ class WarehouseStore:
         self.versions_dir = self.link.with_name(f"{stem}.versions")
         self.parquet_dir = self.link.with_name(f"{stem}.parquet")
         self.manifest_path = self.versions_dir / "manifest.json"
-        self.work_path = self.versions_dir / "work.duckdb"
+        # every version file has the link's name, so the catalog name never changes
+        self.db_name = self.link.name
+        self.work_dir = self.versions_dir / WORK
+        self.work_path = self.work_dir / self.db_name
         self.work_info_path = self.versions_dir / "work.json"
         self.keep = keep
         self._lock = StoreLock(self.versions_dir / ".lock", str(self.link))
@@ -115,28 +134,49 @@ class WarehouseStore:
 
     # ----------------------------------------------------------------- reading the state
 
+    def version_dir(self, number: int) -> Path:
+        return self.versions_dir / version_name(number)
+
+    def version_path(self, number: int) -> Path:
+        """The database file of published version `number`."""
+        return self.version_dir(number) / self.db_name
+
     def _version_path(self, version: Version) -> Path:
-        return self.versions_dir / version.file_name
+        return self.version_path(version.number)
 
     def _link_target(self, number: int) -> str:
-        return f"{self.versions_dir.name}/{version_name(number)}.duckdb"
+        return f"{self.versions_dir.name}/{version_name(number)}/{self.db_name}"
 
     def _link_number(self) -> int | None:
         if not self.link.is_symlink():
             return None
         target = Path(os.readlink(self.link))
-        if target.parent.name != self.versions_dir.name:
+        if target.parent.parent.name != self.versions_dir.name or target.name != self.db_name:
             return None
-        return number_of(target.name)
+        return number_of(target.parent.name)
+
+    def _existing(self) -> set[int]:
+        """Numbers of the version folders that hold their database file."""
+        if not self.versions_dir.is_dir():
+            return set()
+        found = set()
+        for path in self.versions_dir.iterdir():
+            number = number_of(path.name)
+            if number is not None and (path / self.db_name).is_file():
+                found.add(number)
+        return found
 
     def _load(self) -> Manifest:
+        if self.versions_dir.is_dir() and any(
+            legacy_number_of(p.name) is not None for p in self.versions_dir.iterdir()
+        ):
+            try:
+                with self._lock.hold():
+                    self._migrate_flat_layout()
+            except UserError:
+                pass  # a build holds the store; it migrates the layout itself
         manifest = Manifest.load(self.manifest_path)
-        files = (
-            {p.name for p in self.versions_dir.iterdir() if p.is_file()}
-            if self.versions_dir.is_dir()
-            else set()
-        )
-        manifest.reconcile(self._link_number(), files)
+        manifest.reconcile(self._link_number(), self._existing())
         return manifest
 
     def versions(self) -> list[Version]:
@@ -187,16 +227,46 @@ class WarehouseStore:
                     f"elsewhere ({exc}); close the programs using it and build again"
                 ) from None
         manifest = Manifest.load(self.manifest_path)
-        files = {p.name for p in self.versions_dir.iterdir()}
-        manifest.reconcile(None, files)
+        manifest.reconcile(None, self._existing())
         number = manifest.last_number + 1
-        os.rename(self.link, self.versions_dir / f"{version_name(number)}.duckdb")
+        self.version_dir(number).mkdir()
+        os.rename(self.link, self.version_path(number))
         switch_symlink(self.link, self._link_target(number))
         manifest.history = [
             Version(number=number, published_at=_now().isoformat(), method="adopted")
         ]
         manifest.last_number = number
         manifest.save(self.manifest_path)
+
+    def _migrate_flat_layout(self) -> None:
+        """Move versions of the older layout (`vNNNNNN.duckdb` files, whose catalog name was
+        the version's) into version folders. Each file is hard-linked into its folder first,
+        then the warehouse link is switched, then the old names go: the link never dangles and
+        a reader holding an old file keeps it."""
+        legacy = sorted(
+            (number, path)
+            for path in self.versions_dir.iterdir()
+            if (number := legacy_number_of(path.name)) is not None and path.is_file()
+        )
+        if not legacy:
+            return
+        for number, path in legacy:
+            folder = self.version_dir(number)
+            folder.mkdir(exist_ok=True)
+            target = folder / self.db_name
+            if not target.exists():
+                os.link(path, target)
+        fsync_dir(self.versions_dir)
+        old_target = Path(os.readlink(self.link)) if self.link.is_symlink() else None
+        if old_target is not None and old_target.parent.name == self.versions_dir.name:
+            number = legacy_number_of(old_target.name)
+            if number is not None:
+                switch_symlink(self.link, self._link_target(number))
+        for _, path in legacy:
+            path.unlink()
+            Path(f"{path}.wal").unlink(missing_ok=True)
+        for name in ("work.duckdb", "work.duckdb.wal", "work.duckdb.copying"):
+            (self.versions_dir / name).unlink(missing_ok=True)
 
     def _repair_parquet_pointer(self, manifest: Manifest) -> None:
         if not manifest.history:
@@ -215,18 +285,13 @@ class WarehouseStore:
                 f"{self.work_path} is open in another process: a build is still running "
                 "(or a killed build's dbt process is); stop it and try again"
             )
-        for path in (
-            self.work_path,
-            Path(f"{self.work_path}.wal"),
-            self.work_info_path,
-            self.versions_dir / "work.duckdb.copying",
-        ):
-            path.unlink(missing_ok=True)
-        published = {v.file_name for v in manifest.history}
+        remove_tree(self.work_dir)
+        self.work_info_path.unlink(missing_ok=True)
+        published = {v.number for v in manifest.history}
         for path in self.versions_dir.iterdir():
-            base = path.name.removesuffix(".wal")
-            if number_of(base) is not None and base not in published:
-                path.unlink(missing_ok=True)
+            number = number_of(path.name)
+            if number is not None and number not in published:
+                remove_tree(path)
         if self.parquet_dir.is_dir():
             names = {v.name for v in manifest.history}
             for path in self.parquet_dir.iterdir():
@@ -248,7 +313,7 @@ class WarehouseStore:
                 stamped = -1
             if stamped not in (None, candidate.number):
                 manifest.history.remove(candidate)
-                path.unlink(missing_ok=True)
+                remove_tree(path.parent)
                 continue
             return candidate
         return None
@@ -315,23 +380,38 @@ class WarehouseStore:
             self._clear_scrap(manifest)
             live = manifest.history[-1] if manifest.history else None
             carried: list[str] = []
-            if live is None:
-                duck.create_compatible(self.work_path)
-                method, base = "fresh", None
-            else:
-                slot = self._free_slot(manifest)
-                if slot is not None:
-                    os.rename(self._version_path(slot), self.work_path)
-                    manifest.history.remove(slot)
-                    manifest.save(self.manifest_path)
-                    carried = duck.carry_state(self.work_path, self._version_path(live))
-                    method, base = "reuse", slot.number
+            step = "preparing the work file"
+            try:
+                if live is None:
+                    step = "creating a fresh work file"
+                    self.work_dir.mkdir()
+                    duck.create_compatible(self.work_path)
+                    method, base = "fresh", None
                 else:
-                    manifest.save(self.manifest_path)
-                    copying = self.versions_dir / "work.duckdb.copying"
-                    copy_file(self._version_path(live), copying)
-                    os.rename(copying, self.work_path)
-                    method, base = "copy", live.number
+                    slot = self._free_slot(manifest)
+                    if slot is not None:
+                        step = f"reusing {slot.name} as the work file"
+                        os.rename(self.version_dir(slot.number), self.work_dir)
+                        manifest.history.remove(slot)
+                        manifest.save(self.manifest_path)
+                        step = f"copying the snapshots of {live.name} into the work file"
+                        carried = duck.carry_state(self.work_path, self._version_path(live))
+                        method, base = "reuse", slot.number
+                    else:
+                        manifest.save(self.manifest_path)
+                        step = f"copying {live.name} into the work file"
+                        self.work_dir.mkdir()
+                        copying = self.work_dir / f"{self.db_name}.copying"
+                        copy_file(self._version_path(live), copying)
+                        os.rename(copying, self.work_path)
+                        method, base = "copy", live.number
+            except (OSError, duckdb.Error) as exc:
+                # leave nothing half-written behind: a retry after freeing space starts clean
+                remove_tree(self.work_dir)
+                raise UserError(
+                    f"{step} in {self.versions_dir} failed: {_reason(exc)}; "
+                    "nothing was published"
+                ) from None
             slot_info = WorkSlot(
                 path=self.work_path,
                 method=method,
@@ -340,26 +420,28 @@ class WarehouseStore:
                 prepare_seconds=round(time.perf_counter() - started, 3),
                 run_id=run_id,
             )
-            write_atomic(
-                self.work_info_path,
-                json.dumps(
-                    {
-                        "method": method,
-                        "base": base,
-                        "carried": carried,
-                        "prepared_at": _now().isoformat(),
-                        "prepare_seconds": slot_info.prepare_seconds,
-                        "pid": os.getpid(),
-                        "run_id": run_id,
-                    }
-                ),
-            )
+            info = {
+                "method": method,
+                "base": base,
+                "carried": carried,
+                "prepared_at": _now().isoformat(),
+                "prepare_seconds": slot_info.prepare_seconds,
+                "pid": os.getpid(),
+                "run_id": run_id,
+            }
+            try:
+                write_atomic(self.work_info_path, json.dumps(info))
+            except OSError as exc:
+                remove_tree(self.work_dir)
+                raise UserError(
+                    f"writing {self.work_info_path} failed: {_reason(exc)}; nothing was published"
+                ) from None
             return slot_info
 
     def discard_work(self) -> None:
         with self._lock.hold():
-            for path in (self.work_path, Path(f"{self.work_path}.wal"), self.work_info_path):
-                path.unlink(missing_ok=True)
+            remove_tree(self.work_dir)
+            self.work_info_path.unlink(missing_ok=True)
 
     # ----------------------------------------------------------------- publish
 
@@ -395,33 +477,25 @@ class WarehouseStore:
             base = None if info.get("base") is None else int(str(info["base"]))
             published_at = _now()
             staging = self.parquet_dir / f".tmp-{name}"
-            remove_tree(staging)
-            staging.mkdir(parents=True)
-            with duckdb.connect(str(self.work_path)) as con:
-                audit = duck.audit_marts(con)
-                if not audit.row_counts:
-                    raise UserError(
-                        f"the build left no tables in schema '{duck.MARTS_SCHEMA}': "
-                        "nothing published"
-                    )
-                duck.stamp(
-                    con,
-                    number=number,
-                    name=name,
-                    published_at=published_at,
-                    base=None if base is None else version_name(base),
-                    method=str(info.get("method", "unknown")),
+            try:
+                remove_tree(staging)
+                staging.mkdir(parents=True)
+                audit, parquet_bytes, t_checkpoint, t_parquet = self._stamp_and_export(
+                    info, number, published_at, staging
                 )
-                con.execute("checkpoint")
-                t_checkpoint = time.perf_counter()
-                parquet_bytes = duck.export_parquet(con, audit.parquet_tables, staging)
-                t_parquet = time.perf_counter()
-            if Path(f"{self.work_path}.wal").exists():
-                raise RuntimeError(f"{self.work_path}.wal is left after a checkpoint")
+            except (OSError, duckdb.Error) as exc:
+                remove_tree(staging)
+                raise UserError(
+                    f"publishing {name} (checkpoint and Parquet copies) failed: {_reason(exc)}; "
+                    "nothing was published"
+                ) from None
+            except BaseException:
+                remove_tree(staging)
+                raise
             fault_point("after_parquet")
-            version_path = self.versions_dir / f"{name}.duckdb"
+            version_dir = self.version_dir(number)
             fsync_file(self.work_path)
-            os.rename(self.work_path, version_path)
+            os.rename(self.work_dir, version_dir)
             self.work_info_path.unlink(missing_ok=True)
             fsync_dir(self.versions_dir)
             os.rename(staging, self.parquet_dir / name)
@@ -456,15 +530,44 @@ class WarehouseStore:
                 version=version,
                 seconds=seconds,
                 parquet_bytes=parquet_bytes,
-                warehouse_bytes=version_path.stat().st_size,
+                warehouse_bytes=self.version_path(number).stat().st_size,
                 parquet_folder=self.parquet_dir / CURRENT,
             )
+
+    def _stamp_and_export(
+        self, info: dict[str, object], number: int, published_at: datetime, staging: Path
+    ) -> tuple[duck.Audit, int, float, float]:
+        """Audit the marts, stamp the version, checkpoint, write the Parquet copies."""
+        name = version_name(number)
+        base = None if info.get("base") is None else int(str(info["base"]))
+        with duckdb.connect(str(self.work_path)) as con:
+            audit = duck.audit_marts(con)
+            if not audit.row_counts:
+                raise UserError(
+                    f"the build left no tables in schema '{duck.MARTS_SCHEMA}': "
+                    "nothing published"
+                )
+            duck.stamp(
+                con,
+                number=number,
+                name=name,
+                published_at=published_at,
+                base=None if base is None else version_name(base),
+                method=str(info.get("method", "unknown")),
+            )
+            con.execute("checkpoint")
+            t_checkpoint = time.perf_counter()
+            parquet_bytes = duck.export_parquet(con, audit.parquet_tables, staging)
+            t_parquet = time.perf_counter()
+        if Path(f"{self.work_path}.wal").exists():
+            raise RuntimeError(f"{self.work_path}.wal is left after a checkpoint")
+        return audit, parquet_bytes, t_checkpoint, t_parquet
 
     def _prune(self, manifest: Manifest) -> None:
         """Keep the newest `keep` versions; a reader holding a removed one keeps its inode."""
         while len(manifest.history) > self.keep:
             old = manifest.history.pop(0)
-            self._version_path(old).unlink(missing_ok=True)
+            remove_tree(self.version_dir(old.number))
         kept = {v.name for v in manifest.history}
         for path in self.parquet_dir.iterdir():
             if path.name != CURRENT and path.name not in kept:
@@ -530,3 +633,11 @@ class BuildSlot:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _reason(exc: BaseException) -> str:
+    """An OS or DuckDB error in a few words ('No space left on device')."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

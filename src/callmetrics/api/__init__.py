@@ -1,0 +1,1 @@
+"""The HTTP API of ``../shared/spec/api.md``: ``callmetrics serve`` and ``callmetrics keys``."""
