@@ -10,6 +10,9 @@
       key: <SQL over a fct_calls row>    a key the section groups by (agent, reason);
       bucket_key: utc_date | utc_hour    a key derived from the bucket (its UTC date or hour).
 
+    A model's `meta.samples` (optional) makes the section count list elements instead of calls
+    (see section_samples()).
+
     organization_id, bucket_start and _loaded_at are the grain and bookkeeping of every mart.
     `section_mart()` renders the mart; `section_columns()` feeds both the mart and
     marts.section_columns, the table that records the declaration in the warehouse for the
@@ -24,14 +27,16 @@
         {%- set meta = column.get('config', {}).get('meta') or column.get('meta') or {} -%}
         {%- if 'part' in meta -%}
             {%- do found.append({'name': column.name, 'role': 'part',
-                'expression': meta['part'] | string, 'data_type': column.data_type}) -%}
+                'expression': meta['part'] | string, 'data_type': column.data_type,
+                'bucket_key': none}) -%}
         {%- elif 'key' in meta -%}
             {%- do found.append({'name': column.name, 'role': 'key',
-                'expression': meta['key'], 'data_type': column.data_type}) -%}
+                'expression': meta['key'], 'data_type': column.data_type,
+                'bucket_key': none}) -%}
         {%- elif 'bucket_key' in meta -%}
             {%- do found.append({'name': column.name, 'role': 'key',
                 'expression': bucket_key_sql(meta['bucket_key'], 'bucket_start'),
-                'data_type': column.data_type}) -%}
+                'data_type': column.data_type, 'bucket_key': meta['bucket_key']}) -%}
         {%- endif -%}
     {%- endfor -%}
     {{ return(found) }}
@@ -40,6 +45,13 @@
 {#- The section's call filter: a condition on a fct_calls row ('true': every counted call). -#}
 {% macro section_calls(node) -%}
     {{ return((node.config.get('meta', {}).get('calls') or 'true') | trim) }}
+{%- endmacro %}
+
+{#- The section's samples (optional): a list expression over a fct_calls row; the section then
+    holds one row per element of the list (named `sample` in its keys and parts) instead of one
+    per call, e.g. each latency sample's sketch bin. -#}
+{% macro section_samples(node) -%}
+    {{ return((node.config.get('meta', {}).get('samples') or '') | trim) }}
 {%- endmacro %}
 
 {#- A key derived from a bucket column: its UTC date or its UTC hour of day. -#}
@@ -70,9 +82,17 @@
     {%- set keys = columns | selectattr('role', 'equalto', 'key') | list -%}
     {%- set parts = columns | selectattr('role', 'equalto', 'part') | list -%}
     -- depends_on: {{ ref('int_touched_buckets') }}
+    {%- set samples = section_samples(model) if execute else '' %}
     with counted_calls as (
         {{ rows_to_rebuild(ref('fct_calls'), section_calls(model) if execute else 'true') }}
-    )
+    ){% if samples %},
+
+    counted_samples as (
+        select
+            *,
+            unnest({{ samples }}) as sample
+        from counted_calls
+    ){% endif %}
 
     select
         organization_id,
@@ -84,7 +104,7 @@
         {{ section_part_sum(part) }} as {{ part.name }},
         {%- endfor %}
         {{ load_time() }} as _loaded_at
-    from counted_calls
+    from {{ 'counted_samples' if samples else 'counted_calls' }}
     group by organization_id, bucket_start{% for key in keys %}, {{ key.expression }}{% endfor %}
     -- stored in organization and time order: a range of one organization reads few row groups
     order by organization_id, bucket_start
@@ -108,6 +128,7 @@
                         'section': node.config.meta.section,
                         'mart': node.alias,
                         'calls': section_calls(node),
+                        'samples': section_samples(node),
                         'position': loop.index,
                         'column': column}) -%}
                 {%- endfor -%}

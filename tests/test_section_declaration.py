@@ -10,9 +10,11 @@ exactly the mart's sums, bucket by bucket.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+import duckdb
 import yaml
 
 from callmetrics.exporter.parts import to_exact
@@ -81,41 +83,50 @@ def test_exporter_expressions_over_fct_calls_give_the_marts_sums(
     generated_warehouse: BuiltWarehouse,
 ) -> None:
     """The edge query over every call, summed per bucket, equals every mart row for row."""
-    declaration = _declaration(generated_warehouse)
-    aliases = edge_aliases(declaration)
+    whole = _declaration(generated_warehouse)
     with generated_warehouse.connect() as con:
         con.execute("set TimeZone = 'UTC'")
         everything = {"lo_0": "0001-01-01", "hi_0": "9999-12-31", "lo_1": "0001-01-01",
                       "hi_1": "0001-01-01"}  # fmt: skip
-        calls = con.execute(
-            edge_sql(declaration, None).replace("select ", "select bucket_start, ", 1), everything
-        )
-        names = [d[0] for d in calls.description]
-        rows = [dict(zip(names, values, strict=True)) for values in calls.fetchall()]
-        assert rows, "the generated warehouse has calls"
-        for section in declaration.sections:
-            expected: dict[tuple, dict[str, object]] = defaultdict(dict)
-            for call in rows:
-                if not call[f"in_{section.name}"]:
-                    continue
-                key = (call["organization_id"], call["bucket_start"], *(
-                    call[aliases[(c.expression, c.is_double)]] for c in section.key_columns))
-                sums = expected[key]
-                for c in section.part_columns:
-                    value = to_exact(call[aliases[(c.expression, c.is_double)]])
-                    sums[c.name] = sums.get(c.name, 0) + value
-            mart = con.execute(
-                f"select {', '.join([*GRAIN, *section.keys, *section.sums])} "
-                f"from marts.{section.mart}"
-            ).fetchall()
-            width = len(GRAIN) + len(section.keys)
-            found = {
-                tuple(row[:width]): dict(zip(section.sums, map(to_exact, row[width:]),
-                                             strict=True))
-                for row in mart
-            }
-            assert found.keys() == expected.keys(), section.mart
-            for key, sums in expected.items():
-                for name, value in sums.items():
-                    # doubles: the mart sums in a fixed order, the exporter exactly
-                    assert abs(found[key][name] - value) <= 1e-6, (section.mart, key, name)
+        # one edge query per kind of row: calls, or a list's elements (Section.samples)
+        for kind in dict.fromkeys(s.samples for s in whole.sections):
+            declaration = replace(whole, sections=tuple(
+                s for s in whole.sections if s.samples == kind))
+            _check_edge_rows_equal_marts(con, declaration, everything)
+
+
+def _check_edge_rows_equal_marts(con: duckdb.DuckDBPyConnection, declaration: Declaration,
+                                 everything: dict[str, str]) -> None:
+    aliases = edge_aliases(declaration)
+    calls = con.execute(
+        edge_sql(declaration, None).replace("select ", "select bucket_start, ", 1), everything
+    )
+    names = [d[0] for d in calls.description]
+    rows = [dict(zip(names, values, strict=True)) for values in calls.fetchall()]
+    assert rows, "the generated warehouse has calls"
+    for section in declaration.sections:
+        expected: dict[tuple, dict[str, object]] = defaultdict(dict)
+        for call in rows:
+            if not call[f"in_{section.name}"]:
+                continue
+            key = (call["organization_id"], call["bucket_start"], *(
+                call[aliases[(c.expression, c.is_double)]] for c in section.key_columns))
+            sums = expected[key]
+            for c in section.part_columns:
+                value = to_exact(call[aliases[(c.expression, c.is_double)]])
+                sums[c.name] = sums.get(c.name, 0) + value
+        mart = con.execute(
+            f"select {', '.join([*GRAIN, *section.keys, *section.sums])} "
+            f"from marts.{section.mart}"
+        ).fetchall()
+        width = len(GRAIN) + len(section.keys)
+        found = {
+            tuple(row[:width]): dict(zip(section.sums, map(to_exact, row[width:]),
+                                         strict=True))
+            for row in mart
+        }
+        assert found.keys() == expected.keys(), section.mart
+        for key, sums in expected.items():
+            for name, value in sums.items():
+                # doubles: the mart sums in a fixed order, the exporter exactly
+                assert abs(found[key][name] - value) <= 1e-6, (section.mart, key, name)

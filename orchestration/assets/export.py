@@ -33,14 +33,24 @@ from dagster import (
     asset_check,
 )
 
-from callmetrics.settings import DEFAULT_MAX_LAG_HOURS, MART_MAX_LAG_ENV, Settings
+from callmetrics.settings import (
+    DEFAULT_MAX_LAG_HOURS,
+    EXPORT_DIR_ENV,
+    MART_MAX_LAG_ENV,
+    Settings,
+)
 from orchestration.assets.publish import file_to_read
 from orchestration.partitions import DAILY, SINGLE_RUN, day_start, run_days
 
 TRAILING_DAYS = 30
 
 
+# the variable that moves the payloads (callmetrics.settings reads it; named in the README)
+EXPORT_DIR_VARIABLE = EXPORT_DIR_ENV
+
+
 def export_dir(settings: Settings) -> Path:
+    """Where the payloads go: $CALLMETRICS_EXPORT_DIR, default exports/ beside the warehouse."""
     return settings.exports
 
 

@@ -29,7 +29,8 @@ RESOLUTION = "resolution_breakdown"
 AGENTS = "agent_performance"
 INSIGHTS = "ai_insights"
 REASONS = "escalation_reasons"
-PAYLOAD_SECTIONS = (METRICS, DAILY, HOURLY, RESOLUTION, AGENTS, INSIGHTS, REASONS)
+LATENCY = "latency_sketch"  # aiInsights.responseLatencyPercentiles
+PAYLOAD_SECTIONS = (METRICS, DAILY, HOURLY, RESOLUTION, AGENTS, INSIGHTS, REASONS, LATENCY)
 
 DECLARATION_TABLE = "section_columns"
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -43,6 +44,7 @@ class Column:
     name: str
     expression: str
     data_type: str
+    bucket_key: str | None = None  # utc_date / utc_hour: a key derived from the bucket
 
     @property
     def is_double(self) -> bool:
@@ -58,6 +60,7 @@ class Section:
     key_columns: tuple[Column, ...]
     part_columns: tuple[Column, ...]
     calls_held: str = "true"  # a condition on a fct_calls row
+    samples: str | None = None  # a list over a fct_calls row: one row per element (`sample`)
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -90,28 +93,31 @@ def load_declaration(con: duckdb.DuckDBPyConnection) -> Declaration:
     """The declaration recorded in the warehouse of ``con`` (``UserError`` when unusable)."""
     rows = con.execute(
         "select section, mart, calls_held, column_role, column_name, sql_expression, data_type, "
-        f"bucket_minutes from marts.{DECLARATION_TABLE} order by section, column_position"
+        f"bucket_minutes, bucket_key, samples from marts.{DECLARATION_TABLE} "
+        "order by section, column_position"
     ).fetchall()
     widths = {row[7] for row in rows}
     if len(widths) != 1:
         raise UserError(f"marts.{DECLARATION_TABLE} declares no sections or several bucket "
                         f"widths ({sorted(widths)}): {_REBUILD}")
     columns: dict[str, dict[str, list[Column]]] = {}
-    heads: dict[str, tuple[str, str]] = {}
-    for section, mart, calls, role, name, expression, data_type, _width in rows:
+    heads: dict[str, tuple[str, str, str | None]] = {}
+    for (section, mart, calls, role, name, expression, data_type, _width, bucket_key,
+         samples) in rows:
         for identifier in (section, mart, name):
             if not _IDENTIFIER.match(identifier or ""):
                 raise UserError(f"marts.{DECLARATION_TABLE} names {identifier!r}, "
                                 f"not a plain identifier: {_REBUILD}")
-        heads[section] = (mart, calls)
+        heads[section] = (mart, calls, samples)
         columns.setdefault(section, {"key": [], "part": []})[role].append(
-            Column(name, expression, data_type)
+            Column(name, expression, data_type, bucket_key)
         )
     missing = [name for name in PAYLOAD_SECTIONS if name not in heads]
     if missing:
         raise UserError(f"the warehouse declares no section {', '.join(missing)}: {_REBUILD}")
     sections = tuple(
-        Section(name, heads[name][0], tuple(found["key"]), tuple(found["part"]), heads[name][1])
+        Section(name, heads[name][0], tuple(found["key"]), tuple(found["part"]), heads[name][1],
+                heads[name][2])
         for name, found in columns.items()
     )
     found = {name for (name,) in con.execute(
