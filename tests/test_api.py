@@ -165,6 +165,20 @@ def test_body_equals_export_for_every_scope_and_unaligned_ranges(
     assert whole["data"]["metrics"]["totalCalls"] > 1000
 
 
+def test_the_extreme_ranges_equal_export(
+    client: httpx.Client, keys: Keys, tenants: Tenants, generated_warehouse: BuiltWarehouse,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    for start, end in (("0001-01-01T00:00:00Z", "0001-01-03"), ("0001-01-01", "0001-01-01"),
+                       ("9999-12-29", "9999-12-31T23:59:59.999999Z"),
+                       ("2025-02-10T10:00:00.0000005Z", "2025-02-10T10:00:00.0000009Z")):
+        response = ask(client, keys.platform, startDate=start, endDate=end,
+                       organizationId=tenants.o1)
+        assert response.status_code == 200, (start, end, response.text)
+        assert response.json() == export(generated_warehouse.warehouse, capsys, start, end,
+                                         tenants.o1)
+
+
 def test_meta_says_what_was_answered(client: httpx.Client, keys: Keys,
                                      generated_warehouse: BuiltWarehouse) -> None:
     body = ask(client, keys.org, startDate="2025-02-10", endDate="2025-02-11T06:00:00+01:00"

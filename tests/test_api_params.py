@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from hypothesis import given, settings
+import pytest
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from callmetrics.api.params import MAX_DAYS, PARAMETERS, MetricsRequest, ParamError, parse_query
-from callmetrics.exporter import parse_range
+from callmetrics.exporter import Exporter
+from callmetrics.exporter.commands import request_range
+from tests.conftest import BuiltWarehouse
 
 NAMES = list(PARAMETERS)
 texts = st.text(max_size=40)
@@ -52,7 +55,7 @@ def test_valid_ranges_read_like_the_exporter(a: datetime, b: datetime, sa: int, 
     items = [("startDate", start), ("endDate", end)]
     items += [("organizationId", org)] if org is not None else []
     try:
-        expected = parse_range(start, end)
+        expected = request_range(start, end)
     except Exception:  # noqa: BLE001 (a date spelling may cross: then both refuse)
         try:
             parse_query(items)
@@ -93,3 +96,31 @@ def test_a_repeated_name_is_refused(name: str, first: str, second: str) -> None:
         assert "more than once" in str(exc)
     else:
         raise AssertionError(f"{name} given twice was accepted")
+
+
+@pytest.fixture(scope="module")
+def exporter(handmade_warehouse: BuiltWarehouse) -> Exporter:
+    with Exporter(handmade_warehouse.warehouse) as opened:
+        yield opened
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59)),
+       st.integers(0, 40 * 86_400_000_000), st.integers(0, 3), st.integers(0, 3))
+def test_every_accepted_range_is_answered(exporter: Exporter, start: datetime, span_us: int,
+                                          sa: int, sb: int) -> None:
+    """From the first microsecond of year 1 to the last of 9999: what the parser accepts, the
+    exporter answers (no overflow at either end)."""
+    try:
+        end = start + timedelta(microseconds=span_us)
+    except OverflowError:
+        end = datetime(9999, 12, 31, 23, 59, 59, 999_999)
+    items = [("startDate", iso_text(start.replace(tzinfo=UTC), sa)),
+             ("endDate", iso_text(end.replace(tzinfo=UTC), sb))]
+    try:
+        request = parse_query(items)
+    except ParamError:
+        return
+    answer = exporter.answer(request.time_range, "org-1")
+    assert answer.data.metrics.total_calls >= 0

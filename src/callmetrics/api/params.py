@@ -15,7 +15,8 @@ from functools import cache
 from zoneinfo import available_timezones
 
 from callmetrics.errors import UserError
-from callmetrics.exporter import TimeRange, parse_range
+from callmetrics.exporter import TimeRange
+from callmetrics.exporter.commands import request_range
 from callmetrics.exporter.meta import DEFAULT_GRANULARITY, DEFAULT_TIME_ZONE
 from callmetrics.exporter.timerange import parse_instant
 
@@ -121,7 +122,7 @@ def parse_query(items: list[tuple[str, str]]) -> MetricsRequest:
     try:
         parse_instant(start, "start", "startDate")
         parse_instant(end, "end", "endDate")
-        time_range = parse_range(start, end)
+        time_range = request_range(start, end)  # exactly as `callmetrics export` reads it
     except UserError as exc:
         message = str(exc).replace("--start", "startDate").replace("--end", "endDate")
         raise ParamError(message) from None

@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from callmetrics.exporter.api import AllPayloads, Exporter
-from callmetrics.exporter.output import ensure_folder, write_atomic, write_text
+from callmetrics.exporter.output import check_folder, ensure_folder, write_atomic, write_text
 from callmetrics.exporter.payload import MetricsPayload
 from callmetrics.exporter.timerange import ONE_US, TimeRange, iso, parse_range
 
@@ -19,7 +19,7 @@ MANIFEST = "manifest.json"
 ALL_FILE = "all-organizations.json"
 
 
-def _request_range(start: str, end: str) -> TimeRange:
+def request_range(start: str, end: str) -> TimeRange:
     """The parsed range, kept inside what the exporter can split into buckets.
 
     The exporter reads the partial bucket before the first whole one up to `first - 1 us`;
@@ -40,7 +40,7 @@ def _request_range(start: str, end: str) -> TimeRange:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    time_range = _request_range(args.start, args.end)
+    time_range = request_range(args.start, args.end)
     with Exporter() as exporter:
         answer = exporter.answer(time_range, args.org, args.reseller)
     write_text(args.out, answer.to_json() + "\n")
@@ -48,8 +48,9 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_export_all(args: argparse.Namespace) -> int:
-    time_range = _request_range(args.start, args.end)
+    time_range = request_range(args.start, args.end)
     out = Path(args.out)
+    check_folder(out)
     with Exporter() as exporter:
         result = exporter.export_all(time_range)
         warehouse = str(exporter.path)
