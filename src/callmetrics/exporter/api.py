@@ -21,7 +21,8 @@ from callmetrics.exporter.meta import MetricsAnswer, WarehouseFacts, payload_met
 from callmetrics.exporter.parts import ScopeParts, merge
 from callmetrics.exporter.payload import AgentStatus, MetricsPayload
 from callmetrics.exporter.query import fetch_parts
-from callmetrics.exporter.timerange import TimeRange, parse_range
+from callmetrics.exporter.sections import Declaration, load_declaration
+from callmetrics.exporter.timerange import TimeRange
 from callmetrics.exporter.warehouse import connect_read_only
 from callmetrics.settings import Settings
 
@@ -54,6 +55,11 @@ class Exporter:
     def __init__(self, warehouse: Path | str | None = None) -> None:
         self.path = Path(warehouse) if warehouse else Settings.from_env().warehouse
         self._con = connect_read_only(self.path)
+        try:
+            self.declaration: Declaration = load_declaration(self._con)
+        except BaseException:
+            self._con.close()
+            raise
         self._org_reseller: dict[str, str | None] = dict(
             self._con.execute(
                 "select organization_id, reseller_id from marts.dim_organizations"
@@ -132,7 +138,9 @@ class Exporter:
     # -- payloads
     def parts(self, time_range: TimeRange, org_ids: Sequence[str] | None) -> ScopeParts:
         """The summed parts of the calls in range of ``org_ids`` (``None``: every org)."""
-        return fetch_parts(self._con, time_range, org_ids, by_org=False).get(None, ScopeParts())
+        return fetch_parts(
+            self._con, time_range, org_ids, by_org=False, declaration=self.declaration
+        ).get(None, ScopeParts())
 
     def payload(
         self,
@@ -167,7 +175,9 @@ class Exporter:
         One grouped query per section over all organizations; reseller and all-organization
         parts are sums of organization parts (exact, see ``parts.py``).
         """
-        by_org = fetch_parts(self._con, time_range, None, by_org=True)
+        by_org = fetch_parts(
+            self._con, time_range, None, by_org=True, declaration=self.declaration
+        )
         result = AllPayloads(time_range)
         for org_id in self.organization_ids:
             parts = by_org.get(org_id, ScopeParts())
@@ -178,15 +188,3 @@ class Exporter:
         result.all_organizations = build_payload(merge(by_org.values()), time_range, self.agent)
         return result
 
-
-def get_payload(
-    start: str,
-    end: str,
-    organization_id: str | None = None,
-    reseller_id: str | None = None,
-    warehouse: Path | str | None = None,
-) -> MetricsPayload:
-    """One payload from ISO 8601 texts, opening and closing the warehouse."""
-    time_range = parse_range(start, end)
-    with Exporter(warehouse) as exporter:
-        return exporter.payload(time_range, organization_id, reseller_id)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from callmetrics.exporter import query as q
+from callmetrics.exporter import sections as q
 from callmetrics.exporter.parts import Number, ScopeParts, Sums
 from callmetrics.exporter.payload import (
     AgentPerformance,
