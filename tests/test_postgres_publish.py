@@ -8,9 +8,11 @@ organizations), independently of the PostgreSQL policies under test.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from datetime import UTC, datetime
@@ -314,15 +316,18 @@ def test_a_failed_load_leaves_the_served_version_and_says_so(
         "import sys; from pathlib import Path; from callmetrics.publishing import postgres; "
         "postgres.publish_duckdb_version(sys.argv[1], Path(sys.argv[2]), 2, 'v000002')"
     )
-    killed = subprocess.run(
+    process = subprocess.Popen(
         [sys.executable, "-c", script, pg_database.url, str(changed)],
         cwd=PROJECT_ROOT,
-        env={**__import__("os").environ, "CALLMETRICS_FAULT_POINT": "postgres_mid_copy"},
-        capture_output=True,
+        env={**os.environ, "CALLMETRICS_FAULT_POINT": "postgres_mid_copy"},
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=300,
     )
-    assert killed.returncode == -9, killed.stderr
+    _out, stderr = process.communicate(timeout=300)
+    killed_pid = process.pid
+    assert process.returncode == -9, stderr
+    leftover = Path(tempfile.gettempdir()).glob(f"{postgres.SCRATCH_PREFIX}{killed_pid}-*")
+    assert list(leftover)  # it died holding its CSV folder
     with login(pg_database, "platform", None) as platform:
         assert platform.execute("select version from marts.warehouse_version").fetchone() == (
             "v000001",
@@ -345,6 +350,8 @@ def test_a_failed_load_leaves_the_served_version_and_says_so(
         # the next publish clears what the failed loads left and serves the new version
         report = publish(pg_database, changed, 2)
         assert report.loaded == ["mart_metrics"]
+        scratch = Path(tempfile.gettempdir()) / f"{postgres.SCRATCH_PREFIX}{killed_pid}-"
+        assert not list(scratch.parent.glob(f"{scratch.name}*"))  # the killed loader's CSVs
         assert platform.execute("select count(*) from marts.mart_metrics").fetchone() == (
             new_count,
         )
