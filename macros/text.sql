@@ -1,7 +1,12 @@
-{#- Text clean-up shared by the staging models (raw-sources.md, "Dirt the warehouse must survive"). -#}
+{#- Text clean-up shared by the staging models (raw-sources.md, "Dirt the warehouse must survive").
+    Engine-specific pieces go through adapter.dispatch; the DuckDB form is the default. -#}
 
 {#- Trimmed text: leading and trailing spaces, tabs and line breaks removed; blank becomes null. -#}
 {% macro clean_text(column) -%}
+    {{ return(adapter.dispatch('clean_text', 'callmetrics')(column)) }}
+{%- endmacro %}
+
+{% macro default__clean_text(column) -%}
     nullif(trim({{ column }}, ' ' || chr(9) || chr(10) || chr(13)), '')
 {%- endmacro %}
 
@@ -25,6 +30,10 @@
 {#- A JSON value as a double when it is a finite JSON number; null for a string ("412"), a
     boolean, null, an object, an array, a missing field, or an infinite number. -#}
 {% macro json_number(json_value) -%}
+    {{ return(adapter.dispatch('json_number', 'callmetrics')(json_value)) }}
+{%- endmacro %}
+
+{% macro default__json_number(json_value) -%}
     case
         when json_type({{ json_value }}) in ('BIGINT', 'UBIGINT', 'DOUBLE')
             and isfinite(try_cast({{ json_value }} as double))

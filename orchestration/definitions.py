@@ -2,12 +2,12 @@
 `[tool.dagster]` in pyproject.toml.
 
 - the raw Parquet tables as external assets, with freshness checks that gate the run;
-- the dbt project (the agents snapshot, seeds and models: one `dbt build`) as daily-partitioned
-  assets, its tests as asset checks;
+- the dbt project (the agents snapshot, seeds and models: one `dbt build`) as assets, its
+  tests as asset checks (not partitioned: the models are incremental on arrival);
 - `warehouse/published_version`: the run's work file published as the live warehouse once every
   dbt test and freshness check passed (write, audit, publish: `callmetrics.publishing`);
-- the export-all payloads as an asset downstream of every model in the `marts` schema and of
-  the published version;
+- the export-all payloads as a daily-partitioned asset downstream of every model in the `marts`
+  schema and of the published version (the partition is the day whose payloads it writes);
 - the `nightly` job over all of it and its schedule (02:00 UTC by default).
 
 `callmetrics build` runs the same `nightly` job in process (`callmetrics.pipeline`).
@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 from dagster import (
@@ -29,6 +28,7 @@ from dagster import (
 )
 from dagster_dbt import DbtCliResource, get_asset_key_for_model
 
+from callmetrics.settings import DEFAULT_NIGHTLY_AT, NIGHTLY_AT_ENV, Settings
 from orchestration.assets.dbt import dbt_models
 from orchestration.assets.export import build_export_asset, build_mart_freshness_check
 from orchestration.assets.publish import PUBLISHED_KEY, build_publish_asset
@@ -37,8 +37,6 @@ from orchestration.partitions import DAILY
 from orchestration.project import DBT_PROJECT, TRANSLATOR
 
 NIGHTLY_JOB = "nightly"
-NIGHTLY_AT_ENV = "CALLMETRICS_NIGHTLY_AT"
-DEFAULT_NIGHTLY_AT = "02:00"
 MARTS_SCHEMA = "marts"
 # The mart whose grain holds every counted call: its freshness gates the export.
 FRESHNESS_MART = "mart_metrics"
@@ -102,7 +100,7 @@ nightly_job = define_asset_job(
     ),
 )
 
-_hour, _minute = nightly_at(os.environ.get(NIGHTLY_AT_ENV))
+_hour, _minute = nightly_at(Settings.from_env().nightly_at)
 # The time zone is the partitions' (UTC, explicit in orchestration.partitions): Dagster takes a
 # time-partitioned job's schedule time zone from its partitions definition.
 nightly_schedule = build_schedule_from_partitioned_job(

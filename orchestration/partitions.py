@@ -1,15 +1,15 @@
-"""Daily partitions: a partition is the UTC day whose arrivals a nightly run brings in.
+"""Daily partitions of the exports: a partition is the UTC day whose payloads a run writes.
 
-The dbt models are incremental on arrival (`_loaded_at`, `updated_at` watermarks, telemetry
-file names), not on the day a call started, so a run processes everything that arrived since the
-last run whatever its partition. The partition key says which day just ended: the raw sources
-must reach it (freshness), and the exporter writes that day's payloads and the trailing 30 days.
-A backfill of a range is one run (`BackfillPolicy.single_run()`), one dbt invocation.
+Only `exports/metrics_payloads` is partitioned. The dbt models and the published version are
+not: they are incremental on arrival (`_loaded_at` watermarks, file names), not on the day a
+call started, so a run processes everything that arrived since the last run, whatever its day.
+The nightly job runs for a day (its partition): the raw sources must reach it (freshness), and
+the exporter writes that day's payloads and the trailing 30 days. A backfill of a range of days
+is one run (`BackfillPolicy.single_run()`) that writes each day's payloads.
 """
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, date, datetime, timedelta
 
 from dagster import (
@@ -19,12 +19,12 @@ from dagster import (
     DailyPartitionsDefinition,
 )
 
-PARTITIONS_START_ENV = "CALLMETRICS_PARTITIONS_START"
-DEFAULT_PARTITIONS_START = "2020-01-01"
+from callmetrics.settings import Settings
+
 TIMEZONE = "UTC"
 
 DAILY = DailyPartitionsDefinition(
-    start_date=os.environ.get(PARTITIONS_START_ENV) or DEFAULT_PARTITIONS_START,
+    start_date=Settings.from_env().partitions_start,
     timezone=TIMEZONE,
 )
 SINGLE_RUN = BackfillPolicy.single_run()

@@ -7,11 +7,15 @@ Importing this module makes sure `target/manifest.json` exists and is current:
   re-parsed with `dbt parse` when it is missing or older than any file of the dbt project.
 
 The profile reads `CALLMETRICS_WAREHOUSE` and `CALLMETRICS_RAW_DIR`, so the resolved settings are
-exported first (defaults from `callmetrics.settings` when unset).
+exported first (defaults from `callmetrics.settings` when unset). dbt only ever writes the
+warehouse's work file (`callmetrics.publishing`), so the project is parsed with the profile
+pointing there too: the profile dbt parses with is the one every build runs with, and dbt's
+partial parsing keeps working from one build to the next.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -22,7 +26,8 @@ from typing import Any
 from dagster import AssetKey
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtProject
 
-from callmetrics.settings import DBT_PROJECT_DIR, Settings
+from callmetrics.publishing import WarehouseStore
+from callmetrics.settings import DBT_PROJECT_DIR, WAREHOUSE_ENV, Settings
 
 # Folders and files whose changes change the manifest.
 _DBT_INPUT_DIRS = ("models", "snapshots", "seeds", "macros", "tests/dbt", "analyses")
@@ -55,21 +60,48 @@ def _dbt_input_mtimes(project_dir: Path) -> Iterator[float]:
                 yield (Path(folder) / file).stat().st_mtime
 
 
+def _profile_stamp(project: DbtProject) -> Path:
+    """Names the warehouse path the manifest (and dbt's partial parsing state) was parsed for."""
+    return project.manifest_path.with_name("parsed_for_warehouse.txt")
+
+
 def manifest_is_stale(project: DbtProject) -> bool:
-    """True when the manifest is missing or older than any input of the dbt project."""
+    """True when the manifest is missing, older than any input of the dbt project, or parsed
+    with the profile of another warehouse."""
     manifest = project.manifest_path
     if not manifest.exists():
+        return True
+    stamp = _profile_stamp(project)
+    if not stamp.exists() or stamp.read_text(encoding="utf-8") != os.environ.get(WAREHOUSE_ENV):
         return True
     built = manifest.stat().st_mtime
     return any(mtime > built for mtime in _dbt_input_mtimes(project.project_dir))
 
 
+@contextlib.contextmanager
+def profile_of_builds() -> Iterator[None]:
+    """The profile as every build sees it: the warehouse path is the work file dbt writes."""
+    saved = os.environ.get(WAREHOUSE_ENV)
+    os.environ[WAREHOUSE_ENV] = str(WarehouseStore.from_settings(Settings.from_env()).work_path)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(WAREHOUSE_ENV, None)
+        else:
+            os.environ[WAREHOUSE_ENV] = saved
+
+
 def ensure_manifest(project: DbtProject) -> Path:
     """Parse the dbt project when needed; return the manifest path."""
-    if project.preparer.using_dagster_dev():
-        project.prepare_if_dev()
-    elif manifest_is_stale(project):
-        project.preparer.prepare(project)
+    with profile_of_builds():
+        if project.preparer.using_dagster_dev():
+            project.prepare_if_dev()
+        elif manifest_is_stale(project):
+            project.preparer.prepare(project)
+        else:
+            return project.manifest_path
+        _profile_stamp(project).write_text(os.environ[WAREHOUSE_ENV], encoding="utf-8")
     return project.manifest_path
 
 

@@ -448,10 +448,34 @@ def reference_payload(
                 "entityExtraction": _or_null(_pct(sum(tools), len(tools))),
                 "responseLatency": response,
                 "trainingSessions": total,
+                "responseLatencyPercentiles": latency_percentiles(
+                    [x for c in calls for x in c.latency]
+                ),
             },
             "escalationReasons": reason_rows,
         }
     }
+
+
+_GAMMA = (1 + 0.01) / (1 - 0.01)
+
+
+def latency_percentiles(samples: list[Fraction]) -> dict[str, float] | None:
+    """metrics.md "Latency percentiles" as the sketch reports them: the exact nearest-rank
+    sample (k = ceil(N / 100 x n)), then the value of its sketch bin, 2 gamma^i / (gamma + 1)
+    with i = ceil(log_gamma(x)) (0 for 0), rounded once."""
+    if not samples:
+        return None
+    ordered = sorted(samples)
+    result = {}
+    for rank in (50, 90, 95, 99):
+        x = float(ordered[max(1, math.ceil(rank * len(ordered) / 100)) - 1])
+        if x == 0:
+            result[f"p{rank}"] = 0.0
+            continue
+        index = math.ceil(math.log(x) / math.log(_GAMMA))
+        result[f"p{rank}"] = round_half_away(Fraction(2 * _GAMMA ** index / (_GAMMA + 1)))
+    return result
 
 
 # Fields computed from double-valued telemetry: the warehouse sums stored doubles per bucket,

@@ -59,7 +59,10 @@ def test_org2_every_field(exporter: Exporter) -> None:
              "avgDuration": 180.0, "sentimentPercent": 0.0, "status": "inactive"}],
         "aiInsights": {"intentAccuracy": 100.0, "contextRetention": 100.0,
                        "speechRecognition": 80.0, "entityExtraction": None,
-                       "responseLatency": 200.0, "trainingSessions": 1},
+                       "responseLatency": 200.0, "trainingSessions": 1,
+                       # one sample, 200 ms: its sketch bin's value, 198.4 (0.8% off)
+                       "responseLatencyPercentiles": {"p50": 198.4, "p90": 198.4,
+                                                      "p95": 198.4, "p99": 198.4}},
         "escalationReasons": [],
     }}
 
@@ -88,7 +91,10 @@ def test_reseller_merges_its_organizations(exporter: Exporter) -> None:
         "aiInsights": {"intentAccuracy": 50.0,  # 0 corrections: c-1, c-12 of c-1, c-2, c-4, c-12
                        "contextRetention": 11.7, "speechRecognition": 63.3,
                        "entityExtraction": 66.7,  # e-4, e-20 success; e-12 error
-                       "responseLatency": 400.2, "trainingSessions": 6},
+                       "responseLatency": 400.2, "trainingSessions": 6,
+                       # org-1's samples only (c-12 has none): as in EXPECTED_ORG1_PAYLOAD
+                       "responseLatencyPercentiles": {"p50": 399.5, "p90": 497.8,
+                                                      "p95": 497.8, "p99": 497.8}},
         "escalationReasons": [
             # c-2 (60 s) and c-3 (60.000001 s): 2 of 3 escalated calls.
             {"reason": "billing dispute", "count": 2, "percentOfTotal": 66.7,
@@ -124,7 +130,8 @@ def test_a_reseller_without_organizations_gives_the_empty_payload(exporter: Expo
         "agentPerformance": [],
         "aiInsights": {"intentAccuracy": None, "contextRetention": None,
                        "speechRecognition": None, "entityExtraction": None,
-                       "responseLatency": None, "trainingSessions": 0},
+                       "responseLatency": None, "trainingSessions": 0,
+                       "responseLatencyPercentiles": None},
         "escalationReasons": [],
     }}
 

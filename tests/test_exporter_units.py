@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 
@@ -12,6 +12,8 @@ from callmetrics.errors import UserError
 from callmetrics.exporter.commands import file_name, write_atomic
 from callmetrics.exporter.rounding import ratio_or_none, ratio_or_zero, round1
 from callmetrics.exporter.timerange import TimeRange, iso, parse_instant, parse_range
+
+QUARTER = timedelta(minutes=15)  # the bucket width the tests build with
 
 
 def utc(*parts: int) -> datetime:
@@ -82,18 +84,18 @@ def test_bad_ranges(start: str, end: str, message: str) -> None:
 
 def test_whole_buckets_split_a_range_exactly() -> None:
     r = parse_range("2025-01-01T10:07:00Z", "2025-01-01T11:44:59.999999Z")
-    assert r.whole_buckets() == (utc(2025, 1, 1, 10, 15), utc(2025, 1, 1, 11, 45))
+    assert r.whole_buckets(QUARTER) == (utc(2025, 1, 1, 10, 15), utc(2025, 1, 1, 11, 45))
     cut = parse_range("2025-01-01T10:07:00Z", "2025-01-01T11:44:59.999998Z")
-    assert cut.whole_buckets() == (utc(2025, 1, 1, 10, 15), utc(2025, 1, 1, 11, 30))
+    assert cut.whole_buckets(QUARTER) == (utc(2025, 1, 1, 10, 15), utc(2025, 1, 1, 11, 30))
     aligned = parse_range("2025-01-01T10:00:00Z", "2025-01-01T10:14:59.999999Z")
-    assert aligned.whole_buckets() == (utc(2025, 1, 1, 10, 0), utc(2025, 1, 1, 10, 15))
+    assert aligned.whole_buckets(QUARTER) == (utc(2025, 1, 1, 10, 0), utc(2025, 1, 1, 10, 15))
     # Ending exactly on a bucket's first microsecond: that bucket is an edge.
     on_start = parse_range("2025-01-01T10:00:00Z", "2025-01-01T10:15:00Z")
-    assert on_start.whole_buckets() == (utc(2025, 1, 1, 10, 0), utc(2025, 1, 1, 10, 15))
+    assert on_start.whole_buckets(QUARTER) == (utc(2025, 1, 1, 10, 0), utc(2025, 1, 1, 10, 15))
     inside = parse_range("2025-01-01T10:00:00.000001Z", "2025-01-01T10:14:59.999999Z")
-    assert inside.whole_buckets() is None
+    assert inside.whole_buckets(QUARTER) is None
     day = parse_range("2025-01-01", "2025-01-01")
-    assert day.whole_buckets() == (utc(2025, 1, 1), utc(2025, 1, 2))
+    assert day.whole_buckets(QUARTER) == (utc(2025, 1, 1), utc(2025, 1, 2))
 
 
 def test_extreme_years() -> None:
@@ -101,7 +103,7 @@ def test_extreme_years() -> None:
     assert iso(r.start) == "0001-01-01T00:00:00.000000Z"
     assert iso(r.end) == "9999-12-31T23:59:59.999999Z"
     # The bucket after the last one is not a datetime: the last bucket is read call by call.
-    assert r.whole_buckets() == (utc(1, 1, 1), utc(9999, 12, 31, 23, 45))
+    assert r.whole_buckets(QUARTER) == (utc(1, 1, 1), utc(9999, 12, 31, 23, 45))
     with pytest.raises(UserError, match="outside the years 1 to 9999"):
         parse_range("0001-01-01T00:00:00+01:00", "0001-01-02")
 

@@ -8,9 +8,11 @@ organizations), independently of the PostgreSQL policies under test.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from datetime import UTC, datetime
@@ -235,19 +237,42 @@ def test_a_reader_held_across_a_publish_neither_fails_nor_blocks_the_switch(
     changed, new_count = _changed_copy(warehouse, tmp_path / "v2.duckdb")
     held = login(pg_database, "platform", None)
     probe = login(pg_database, "platform", None)
-    answers: dict[str, object] = {}
+    watcher = postgres.connect(pg_database.url)
+    answers: list[object] = []
+    reading = threading.Event()
+    release = threading.Event()
 
     def long_reader() -> None:
+        """A BI session reading the marts in one transaction for as long as the switch is
+        seen waiting for it: it keeps the old version's views locked meanwhile."""
         try:
-            answers["held"] = held.execute(
-                "select (select count(*) from marts.mart_metrics), pg_sleep(4)"
-            ).fetchone()
+            with held.transaction():
+                query = "select count(*) from marts.mart_metrics"
+                answers.append(held.execute(query).fetchone())
+                reading.set()
+                release.wait(120)
+                answers.append(held.execute(query).fetchone())
         except psycopg.Error as exc:  # pragma: no cover - the failure this test looks for
-            answers["held"] = exc
+            answers.append(exc)
+        finally:
+            reading.set()
 
-    reader = threading.Thread(target=long_reader)
-    reader.start()
-    time.sleep(0.5)  # the long query now holds the views
+    def releaser() -> None:
+        """End the reader's transaction after the switch was seen waiting for its lock."""
+        deadline = time.monotonic() + 120
+        seen_at = None
+        while time.monotonic() < deadline and not release.is_set():
+            waiting = watcher.execute(
+                "select count(*) from pg_stat_activity where application_name = "
+                "'callmetrics' and wait_event_type = 'Lock' and pid <> pg_backend_pid()"
+            ).fetchone()
+            if waiting and waiting[0] and seen_at is None:
+                seen_at = time.monotonic()
+            if seen_at is not None and time.monotonic() - seen_at > 1.5:
+                break
+            time.sleep(0.02)
+        release.set()
+
     waits: list[float] = []
     done = threading.Event()
 
@@ -258,22 +283,26 @@ def test_a_reader_held_across_a_publish_neither_fails_nor_blocks_the_switch(
             waits.append(time.perf_counter() - started)
             time.sleep(0.05)
 
-    prober = threading.Thread(target=new_readers)
-    prober.start()
+    threads = [threading.Thread(target=f) for f in (long_reader, releaser, new_readers)]
+    threads[0].start()
+    assert reading.wait(30)
+    for thread in threads[1:]:
+        thread.start()
     report = publish(pg_database, changed, 2)
     done.set()
-    prober.join()
-    reader.join()
-    assert answers["held"] is not None and not isinstance(answers["held"], Exception)
-    assert answers["held"][0] == old_count  # type: ignore[index]
-    assert report.switch_attempts > 1  # it waited for the held reader by retrying
-    # New readers queue behind a switch attempt for at most its lock budget (0.5 s), never
-    # for the held reader's 4 s; the bound is loose because the machine is shared.
+    release.set()
+    for thread in threads:
+        thread.join()
+    # the held reader saw the old version throughout and never failed
+    assert answers == [(old_count,), (old_count,)]
+    assert report.switch_attempts > 1  # it stepped back for the reader and retried
+    # New readers queue behind a switch attempt for at most its lock budget (0.5 s), never for
+    # the whole time the reader held the views; the bound is loose because the machine is shared.
     assert waits and max(waits) < 2.0, max(waits)
     count = probe.execute("select count(*) from marts.mart_metrics").fetchone()
     assert count == (new_count,)
-    held.close()
-    probe.close()
+    for con in (held, probe, watcher):
+        con.close()
 
 
 def test_a_failed_load_leaves_the_served_version_and_says_so(
@@ -287,15 +316,18 @@ def test_a_failed_load_leaves_the_served_version_and_says_so(
         "import sys; from pathlib import Path; from callmetrics.publishing import postgres; "
         "postgres.publish_duckdb_version(sys.argv[1], Path(sys.argv[2]), 2, 'v000002')"
     )
-    killed = subprocess.run(
+    process = subprocess.Popen(
         [sys.executable, "-c", script, pg_database.url, str(changed)],
         cwd=PROJECT_ROOT,
-        env={**__import__("os").environ, "CALLMETRICS_FAULT_POINT": "postgres_mid_copy"},
-        capture_output=True,
+        env={**os.environ, "CALLMETRICS_FAULT_POINT": "postgres_mid_copy"},
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=300,
     )
-    assert killed.returncode == -9, killed.stderr
+    _out, stderr = process.communicate(timeout=300)
+    killed_pid = process.pid
+    assert process.returncode == -9, stderr
+    leftover = Path(tempfile.gettempdir()).glob(f"{postgres.SCRATCH_PREFIX}{killed_pid}-*")
+    assert list(leftover)  # it died holding its CSV folder
     with login(pg_database, "platform", None) as platform:
         assert platform.execute("select version from marts.warehouse_version").fetchone() == (
             "v000001",
@@ -318,6 +350,8 @@ def test_a_failed_load_leaves_the_served_version_and_says_so(
         # the next publish clears what the failed loads left and serves the new version
         report = publish(pg_database, changed, 2)
         assert report.loaded == ["mart_metrics"]
+        scratch = Path(tempfile.gettempdir()) / f"{postgres.SCRATCH_PREFIX}{killed_pid}-"
+        assert not list(scratch.parent.glob(f"{scratch.name}*"))  # the killed loader's CSVs
         assert platform.execute("select count(*) from marts.mart_metrics").fetchone() == (
             new_count,
         )
@@ -393,3 +427,41 @@ def test_bad_configuration_is_one_clear_line(pg_database, warehouse) -> None:
         message = str(failed.value)
         assert "\n" not in message and reason in message, message
         assert "wrong" not in message  # never the password
+
+
+def test_bi_user_command_creates_lists_and_revokes_logins(
+    pg_database, warehouse, monkeypatch, capsys
+) -> None:
+    from callmetrics.cli import main
+
+    publish(pg_database, warehouse, 1)
+    org = organizations(warehouse)[0][0]
+    monkeypatch.setenv(postgres.URL_ENV, pg_database.url)
+    capsys.readouterr()
+    assert main(["bi-user", "create", "--org", org]) == 0
+    out, err = capsys.readouterr()
+    printed = dict(line.split(":", 1) for line in out.splitlines())
+    role, password = printed["role"].split()[0], printed["password"].strip()
+    assert role.startswith("bi_org_") and org not in role  # names do not tell tenants' ids
+    assert password not in err
+    with psycopg.connect(pg_database.login_url(role, password)) as tenant:
+        seen = tenant.execute("select distinct organization_id from marts.mart_metrics")
+        assert [r[0] for r in seen] == [org]
+    assert main(["bi-user", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert role in listing and org in listing and password not in listing
+    # the password reached the server only as a SCRAM verifier: not in its log
+    log = pg_database.server.log_path.read_text(encoding="utf-8", errors="replace")
+    assert password not in log
+    with postgres.connect(pg_database.url) as admin:
+        stored = admin.execute(
+            "select count(*) from pg_stat_activity where query like %s", [f"%{password}%"]
+        ).fetchone()
+        assert stored == (0,)
+    assert main(["bi-user", "create", "--org", "no-such-org"]) == 2
+    assert "not in the published warehouse" in capsys.readouterr().err
+    assert main(["bi-user", "revoke", role]) == 0
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(pg_database.login_url(role, password))
+    assert main(["bi-user", "list"]) == 0
+    assert role not in capsys.readouterr().out

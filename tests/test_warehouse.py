@@ -112,6 +112,7 @@ EXPECTED_ROWS: dict[str, int] = {
     "intermediate.int_events_without_call": 2,
     # call ids named by an event with an id: c-1, c-2, c-3, c-4, c-6, c-7, c-8, c-12, ghost
     "intermediate.int_call_telemetry": 9,
+    "intermediate.int_touched_buckets": 0,                      # a first build touches none
     "marts.fct_calls": COUNTED_CALLS,
     "marts.dim_resellers": 2,                                   # r-1, r-2
     "marts.dim_organizations": 3,                               # no call names another org
@@ -126,6 +127,8 @@ EXPECTED_ROWS: dict[str, int] = {
     "marts.mart_agent_performance": 4,
     # escalated calls with a reason: c-2 (B0900), c-3 (B1345), c-12 (org-3 B0500)
     "marts.mart_escalation_reasons": 3,
+    # the declared keys and parts of the seven sections (models/marts/sections/)
+    "marts.section_columns": 43,
     "quality.dq_left_out_rows": len(EXPECTED_LEFT_OUT),         # every known reason once
     "quality.dq_unmapped_outcomes": 2,                          # null (c-5), callback-scheduled
 }
@@ -416,6 +419,12 @@ def test_mart_agent_performance_with_the_deleted_agent(handmade_warehouse: Built
     expected = {a["agentId"]: a for a in EXPECTED_ORG1_PAYLOAD["data"]["agentPerformance"]}
     assert {r[1]: (r[2], r[3], r[4]) for r in got} == {
         k: (a["agentName"], a["status"], a["totalCalls"]) for k, a in expected.items()}
+
+
+def test_mart_ai_insights_telemetry_events(handmade_warehouse: BuiltWarehouse) -> None:
+    # distinct events per call (fct_calls above): c-1 5 + c-2 7; c-3 1; c-4 2; c-5 none
+    got = _org1(handmade_warehouse, "mart_ai_insights", "telemetry_event_count")
+    assert got == [(B0900, 12), (B1345, 1), (B2330, 2), (B0000, 0)]
 
 
 def test_mart_ai_insights(handmade_warehouse: BuiltWarehouse) -> None:

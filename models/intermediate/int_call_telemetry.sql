@@ -77,6 +77,10 @@ select
     cast(sum(delivered_copies - 1) as bigint) as duplicate_copy_count,
     count(*) filter (where is_latency_sample) as latency_sample_count,
     coalesce({{ ordered_sum('ttft_ms', where='is_latency_sample') }}, 0) as latency_ms_sum,
+    coalesce(
+        list({{ latency_sketch_bin('ttft_ms') }} order by ttft_ms) filter (where is_latency_sample),
+        []
+    ) as latency_bins,
     count(*) filter (where is_token_sample) as token_sample_count,
     coalesce({{ ordered_sum('token_ratio', where='is_token_sample') }}, 0) as token_ratio_sum,
     count(*) filter (where is_confidence_sample) as confidence_sample_count,

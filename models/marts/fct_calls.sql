@@ -1,28 +1,18 @@
 {#- One row per counted call (latest version, valid, ended) with its additive parts.
-    Incremental: every (organization, bucket) touched since the last load is rebuilt whole;
-    a touched bucket left empty is carried by a placeholder row (call_id null) that the
-    replace_buckets strategy drops. -#}
+    Incremental: every (organization, bucket) touched since the last load is rebuilt whole
+    (replace_buckets strategy, macros/touched_buckets.sql). -#}
 {{
     config(
         materialized='incremental',
         incremental_strategy='replace_buckets',
         unique_key=['organization_id', 'bucket_start'],
-        keep_rows_where='call_id is not null',
         on_schema_change='fail',
     )
 }}
+-- depends_on: {{ ref('int_touched_buckets') }}
 
-with
-{% if is_incremental() -%}
-touched_buckets as (
-    {{ touched_buckets() }}
-),
-{%- endif %}
-
-counted_calls as (
-    select *
-    from {{ ref('int_calls') }}
-    where is_counted {{ and_in_touched_buckets('int_calls') }}
+with counted_calls as (
+    {{ rows_to_rebuild(ref('int_calls'), 'is_counted') }}
 ),
 
 call_telemetry as (
@@ -54,6 +44,7 @@ calls_with_telemetry as (
         counted_calls.escalation_us,
         coalesce(call_telemetry.latency_sample_count, 0) as latency_sample_count,
         coalesce(call_telemetry.latency_ms_sum, 0) as latency_ms_sum,
+        coalesce(call_telemetry.latency_bins, cast([] as integer[])) as latency_bins,
         coalesce(call_telemetry.token_sample_count, 0) as token_sample_count,
         coalesce(call_telemetry.token_ratio_sum, 0) as token_ratio_sum,
         coalesce(call_telemetry.confidence_sample_count, 0) as confidence_sample_count,
@@ -65,54 +56,7 @@ calls_with_telemetry as (
     from counted_calls
     left join call_telemetry
         on counted_calls.call_id = call_telemetry.call_id
-),
-
-{% if is_incremental() -%}
-placeholders as (
-    select
-        cast(null as varchar) as call_id,
-        organization_id,
-        cast(null as varchar) as agent_id,
-        cast(null as timestamptz) as started_at,
-        cast(null as timestamptz) as ended_at,
-        bucket_start,
-        cast(null as bigint) as duration_us,
-        cast(null as varchar) as outcome_code,
-        cast(null as varchar) as outcome_category,
-        cast(null as integer) as is_resolved,
-        cast(null as integer) as is_transferred,
-        cast(null as integer) as is_abandoned,
-        cast(null as integer) as is_other,
-        cast(null as integer) as is_escalated,
-        cast(null as integer) as has_sentiment,
-        cast(null as integer) as is_positive,
-        cast(null as integer) as has_corrections_data,
-        cast(null as integer) as has_zero_corrections,
-        cast(null as varchar) as escalation_reason,
-        cast(null as bigint) as escalation_us,
-        cast(null as bigint) as latency_sample_count,
-        cast(null as double) as latency_ms_sum,
-        cast(null as bigint) as token_sample_count,
-        cast(null as double) as token_ratio_sum,
-        cast(null as bigint) as confidence_sample_count,
-        cast(null as double) as confidence_sum,
-        cast(null as bigint) as tool_call_count,
-        cast(null as bigint) as tool_success_count,
-        cast(null as bigint) as telemetry_event_count,
-        cast(null as timestamptz) as updated_at
-    from touched_buckets
-),
-
-all_rows as (
-    select * from calls_with_telemetry
-    union all
-    select * from placeholders
 )
-{%- else -%}
-all_rows as (
-    select * from calls_with_telemetry
-)
-{%- endif %}
 
 select
     call_id,
@@ -137,6 +81,7 @@ select
     escalation_us,
     latency_sample_count,
     latency_ms_sum,
+    latency_bins,
     token_sample_count,
     token_ratio_sum,
     confidence_sample_count,
@@ -146,6 +91,6 @@ select
     telemetry_event_count,
     updated_at,
     {{ load_time() }} as _loaded_at
-from all_rows
+from calls_with_telemetry
 -- stored in organization and time order: a range of one organization reads few row groups
 order by organization_id, bucket_start

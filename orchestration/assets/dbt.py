@@ -2,11 +2,13 @@
 
 One `@dbt_assets` op runs one `dbt build`: dbt orders the nodes itself, so the agents snapshot
 is taken before any model reads it, and the run pays dbt's start-up (about 20 s) once, not once
-per step. The op has daily partitions and a single-run backfill policy: a range of days is one
-`dbt build`, never one per day. `--full-refresh` rebuilds the incremental models; dbt never
-rebuilds a snapshot, so the agents' history survives it. dbt writes the run's work file
-(`orchestration.assets.publish`), never the live warehouse. dbt tests arrive as asset checks; a
-failing test fails the step, so nothing downstream (the export) runs on bad data.
+per step. The op is not partitioned: the models are incremental on arrival (what a run loads
+is what arrived, whatever day the run is for), so no day would mean anything to dbt; the
+day of a run matters to the freshness checks and the exports only. `--full-refresh` rebuilds
+the incremental models; dbt never rebuilds a snapshot, so the agents' history survives it. dbt
+writes the run's work file (`orchestration.assets.publish`), never the live warehouse. dbt
+tests arrive as asset checks; a failing test fails the step, so nothing downstream (the
+export) runs on bad data.
 """
 
 # No `from __future__ import annotations`: Dagster reads the context annotations at runtime.
@@ -15,11 +17,11 @@ import shutil
 from collections.abc import Iterator
 from typing import Any
 
-from dagster import AssetExecutionContext, Config
+from dagster import AssetExecutionContext, Config, Failure
 from dagster_dbt import DbtCliResource, dbt_assets
 
+from orchestration.assets.dbt_results import failure_summary
 from orchestration.assets.publish import store
-from orchestration.partitions import DAILY, SINGLE_RUN
 from orchestration.project import DBT_PROJECT, TRANSLATOR
 
 
@@ -31,11 +33,17 @@ class DbtBuildConfig(Config):
 
 def _build(context: AssetExecutionContext, dbt: DbtCliResource, args: list[str]) -> Iterator[Any]:
     """Run dbt on the run's work file; on success drop its per-invocation target folder (it is
-    kept after a failure, for the logs and run_results.json)."""
+    kept after a failure, for the logs and run_results.json). A failure is raised with one line
+    read from run_results.json (or dbt's structured log when dbt could not start)."""
     # dbt starts inside `cli()`, reading CALLMETRICS_WAREHOUSE then: the work file of this run.
     with store().building(context.run.run_id):
-        invocation = dbt.cli(args, context=context)
+        invocation = dbt.cli(args, context=context, raise_on_error=False)
     yield from invocation.stream()
+    if not invocation.is_successful():
+        log_errors = list(getattr(invocation, "_error_messages", []))
+        raise Failure(
+            description=failure_summary(invocation.target_path / "run_results.json", log_errors)
+        )
     shutil.rmtree(invocation.target_path, ignore_errors=True)
 
 
@@ -43,8 +51,6 @@ def _build(context: AssetExecutionContext, dbt: DbtCliResource, args: list[str])
     manifest=DBT_PROJECT.manifest_path,
     project=DBT_PROJECT,
     dagster_dbt_translator=TRANSLATOR,
-    partitions_def=DAILY,
-    backfill_policy=SINGLE_RUN,
     name="dbt_models",
 )
 def dbt_models(

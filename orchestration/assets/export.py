@@ -16,7 +16,6 @@ its write lock while any process holds the file.
 
 # No `from __future__ import annotations`: Dagster reads the context annotations at runtime.
 
-import os
 from collections.abc import Sequence
 from datetime import date, timedelta
 from pathlib import Path
@@ -34,19 +33,25 @@ from dagster import (
     asset_check,
 )
 
-from callmetrics.settings import Settings
+from callmetrics.settings import (
+    DEFAULT_MAX_LAG_HOURS,
+    EXPORT_DIR_ENV,
+    MART_MAX_LAG_ENV,
+    Settings,
+)
 from orchestration.assets.publish import file_to_read
 from orchestration.partitions import DAILY, SINGLE_RUN, day_start, run_days
 
-EXPORT_DIR_ENV = "CALLMETRICS_EXPORT_DIR"
-MART_MAX_LAG_ENV = "CALLMETRICS_MART_MAX_LAG_HOURS"
-DEFAULT_MART_MAX_LAG_HOURS = 24.0
 TRAILING_DAYS = 30
 
 
+# the variable that moves the payloads (callmetrics.settings reads it; named in the README)
+EXPORT_DIR_VARIABLE = EXPORT_DIR_ENV
+
+
 def export_dir(settings: Settings) -> Path:
-    text = os.environ.get(EXPORT_DIR_ENV)
-    return Path(text).expanduser().resolve() if text else settings.warehouse.parent / "exports"
+    """Where the payloads go: $CALLMETRICS_EXPORT_DIR, default exports/ beside the warehouse."""
+    return settings.exports
 
 
 def export_windows(day: date) -> dict[str, tuple[date, date]]:
@@ -98,11 +103,6 @@ def build_export_asset(deps: Sequence[AssetKey]) -> AssetsDefinition:
     return metrics_payloads
 
 
-def mart_max_lag() -> timedelta:
-    text = os.environ.get(MART_MAX_LAG_ENV)
-    return timedelta(hours=float(text) if text else DEFAULT_MART_MAX_LAG_HOURS)
-
-
 def build_mart_freshness_check(mart_key: AssetKey, table: str):  # -> AssetChecksDefinition
     """Blocking: the mart's newest bucket must reach the run's last day (less the allowed lag)."""
 
@@ -112,12 +112,12 @@ def build_mart_freshness_check(mart_key: AssetKey, table: str):  # -> AssetCheck
         blocking=True,
         description=(
             "newest bucket_start reaches the start of the run's day (allowed lag "
-            f"${MART_MAX_LAG_ENV}, default {DEFAULT_MART_MAX_LAG_HOURS:g} h)"
+            f"${MART_MAX_LAG_ENV}, default {DEFAULT_MAX_LAG_HOURS:g} h)"
         ),
     )
     def mart_fresh(context: AssetCheckExecutionContext) -> AssetCheckResult:
         _first, last = run_days(context)
-        needed = day_start(last) - mart_max_lag()
+        needed = day_start(last) - Settings.from_env().mart_max_lag
         # Before publishing, the run's work file holds the marts just built.
         con = duckdb.connect(str(file_to_read(context.run.run_id)), read_only=True)
         try:

@@ -1,7 +1,7 @@
 """Write, audit, publish (`callmetrics.publishing`): dbt writes a work file, never the live one.
 
-Each dbt step points `CALLMETRICS_WAREHOUSE` at the run's work file (`WarehouseStore.building`,
-keyed by the Dagster run id, so both dbt steps of a run write the same file). After every dbt
+The dbt step points `CALLMETRICS_WAREHOUSE` at the run's work file (`WarehouseStore.building`,
+keyed by the Dagster run id). After every dbt
 model and test passed and the marts' freshness check passed, `published_version` publishes the
 work file: the warehouse link switches to it in one rename. The export reads the live version.
 A failing test or a stale source therefore leaves the live warehouse as it was.
@@ -24,7 +24,6 @@ from dagster import (
 
 from callmetrics.publishing import PublishReport, WarehouseStore
 from callmetrics.settings import Settings
-from orchestration.partitions import DAILY, SINGLE_RUN
 
 PUBLISHED_KEY = AssetKey(["warehouse", "published_version"])
 
@@ -49,8 +48,6 @@ def build_publish_asset(deps: Sequence[AssetKey]) -> AssetsDefinition:
     @asset(
         key=PUBLISHED_KEY,
         deps=list(deps),
-        partitions_def=DAILY,
-        backfill_policy=SINGLE_RUN,
         group_name="warehouse",
         kinds={"duckdb", "parquet", "postgres"},
         description=(

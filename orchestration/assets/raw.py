@@ -2,23 +2,22 @@
 
 Dagster does not produce the raw tables (extracts land in `CALLMETRICS_RAW_DIR`), so they are
 external assets; their keys come from the dbt sources through the translator, so the dbt models'
-edges land on them. The checks run first in every nightly run and gate the dbt steps:
+edges land on them. The checks run first in every nightly run and gate the dbt steps. They are
+the project's one freshness mechanism (the dbt sources declare no freshness):
 
 - `calls_fresh` (blocking): the newest call must have started within
   `CALLMETRICS_RAW_MAX_LAG_HOURS` (default 24) of the end of the run's last day, i.e. by default
-  the extract must hold calls of the day that just ended;
-- `telemetry_fresh` (warning only): the same on `occurred_at`, which is allowed to be null and is
-  never used to place an event, so it only warns;
+  the extract must hold calls of the day that just ended. It stands for the whole extract:
+  telemetry's `occurred_at` may be null and never places an event in time;
 - `has_rows` (blocking) on the three current-state tables: an empty extract of organizations,
   resellers or agents would make every organization unknown and every agent deleted.
 """
 
 # No `from __future__ import annotations`: Dagster reads the context annotations at runtime.
 
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +32,13 @@ from dagster import (
     multi_asset_check,
 )
 
-from callmetrics.settings import RAW_TABLES, Settings
+from callmetrics.settings import DEFAULT_MAX_LAG_HOURS, RAW_MAX_LAG_ENV, RAW_TABLES, Settings
 from orchestration.partitions import day_end, run_days
 from orchestration.project import RAW_GROUP, CallmetricsTranslator
 
-RAW_MAX_LAG_ENV = "CALLMETRICS_RAW_MAX_LAG_HOURS"
-DEFAULT_RAW_MAX_LAG_HOURS = 24.0
 CURRENT_STATE_TABLES = ("resellers", "organizations", "agents")
 # table -> the timestamp column whose newest value says how far the extract reaches
-FRESHNESS_COLUMNS = {"calls": "started_at", "telemetry_events": "occurred_at"}
+FRESHNESS_COLUMNS = {"calls": "started_at"}
 
 
 @dataclass(frozen=True)
@@ -78,11 +75,6 @@ def raw_asset_specs(sources: Sequence[RawSource]) -> list[AssetSpec]:
     ]
 
 
-def raw_max_lag() -> timedelta:
-    text = os.environ.get(RAW_MAX_LAG_ENV)
-    return timedelta(hours=float(text) if text else DEFAULT_RAW_MAX_LAG_HOURS)
-
-
 def _glob(raw_dir: Path, table: str) -> str:
     return str(raw_dir / table / "**" / "*.parquet").replace("'", "''")
 
@@ -113,20 +105,24 @@ def row_count(raw_dir: Path, table: str) -> int:
 
 
 def _check_name(table: str) -> str:
-    return "calls_fresh" if table == "calls" else (
-        "telemetry_fresh" if table == "telemetry_events" else "has_rows"
-    )
+    return "calls_fresh" if table == "calls" else "has_rows"
+
+
+# the raw tables with a check: the one whose freshness stands for the extract, and the
+# current-state tables that must not be empty
+CHECKED_TABLES = (*FRESHNESS_COLUMNS, *CURRENT_STATE_TABLES)
 
 
 def build_raw_checks(sources: Sequence[RawSource]):  # -> AssetChecksDefinition
+    sources = [s for s in sources if s.table in CHECKED_TABLES]
     specs = [
         AssetCheckSpec(
             name=_check_name(s.table),
             asset=s.key,
-            blocking=s.table != "telemetry_events",
+            blocking=True,
             description=(
                 f"newest `{FRESHNESS_COLUMNS[s.table]}` reaches the end of the run's day "
-                f"(allowed lag ${RAW_MAX_LAG_ENV}, default {DEFAULT_RAW_MAX_LAG_HOURS:g} h)"
+                f"(allowed lag ${RAW_MAX_LAG_ENV}, default {DEFAULT_MAX_LAG_HOURS:g} h)"
                 if s.table in FRESHNESS_COLUMNS
                 else "the current-state extract has rows"
             ),
@@ -137,19 +133,16 @@ def build_raw_checks(sources: Sequence[RawSource]):  # -> AssetChecksDefinition
 
     @multi_asset_check(specs=specs, name="raw_sources_fresh", compute_kind="duckdb")
     def raw_sources_fresh(context: AssetCheckExecutionContext) -> Iterator[AssetCheckResult]:
-        raw_dir = Settings.from_env().raw_dir
+        settings = Settings.from_env()
+        raw_dir = settings.raw_dir
         _first, last = run_days(context)
-        needed = day_end(last) - raw_max_lag()
+        needed = day_end(last) - settings.raw_max_lag
         for table, source in by_table.items():
             if table in FRESHNESS_COLUMNS:
                 column = FRESHNESS_COLUMNS[table]
                 newest = newest_value(raw_dir, table, column)
                 passed = newest is not None and newest >= needed
-                severity = (
-                    AssetCheckSeverity.WARN
-                    if table == "telemetry_events"
-                    else AssetCheckSeverity.ERROR
-                )
+                severity = AssetCheckSeverity.ERROR
                 shown = newest.isoformat() if newest else "none"
                 message = (
                     f"raw {table} is stale: newest {column} is {shown}, the run for "

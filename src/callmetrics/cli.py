@@ -35,12 +35,14 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--end", required=True, help="end of range, ISO 8601 (inclusive)")
     p.add_argument("--org", default=None, help="organization id")
     p.add_argument("--reseller", default=None, help="reseller id")
+    _add_calendar_options(p, "IANA time zone of dates, hours and naive times (default UTC)")
     p.add_argument(
         "--out", default=None, help="write to this regular file (- or none: standard output)"
     )
     p = sub.add_parser("export-all", help="one payload file per organization and reseller")
     p.add_argument("--start", required=True, help="start of range, ISO 8601 (inclusive)")
     p.add_argument("--end", required=True, help="end of range, ISO 8601 (inclusive)")
+    _add_calendar_options(p, "IANA time zone, or 'org': each organization's own (default UTC)")
     p.add_argument("--out", required=True, help="directory to write the payload files to")
 
 
@@ -64,6 +66,16 @@ def _add_api(sub: argparse._SubParsersAction) -> None:
     keys.add_parser("list", help="every key: id, name, scope, created, revoked; no secret")
     revoke = keys.add_parser("revoke", help="refuse a key from the next request on")
     revoke.add_argument("key_id", help="the key's id (as `keys list` shows it)")
+
+
+def _add_calendar_options(p: argparse.ArgumentParser, tz_help: str) -> None:
+    """--tz, --granularity, --compare (metrics.md, "Time zones and calendars"); checked by
+    the exporter so that a bad value is one clear line."""
+    p.add_argument("--tz", default=None, metavar="ZONE", help=tz_help)
+    p.add_argument("--granularity", default=None, metavar="day|week|month",
+                   help="period of each dailyVolume entry (default day)")
+    p.add_argument("--compare", default=None, metavar="previous",
+                   help="add previousPeriod: the same metrics over the period just before")
 
 
 def build_parser() -> argparse.ArgumentParser:

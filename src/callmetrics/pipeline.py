@@ -43,10 +43,6 @@ EXPORT_STEP = "exports__metrics_payloads"
 # What Dagster reports when Ctrl-C (SIGINT) or SIGTERM stops a step.
 INTERRUPT_ERRORS = frozenset({"DagsterExecutionInterruptedError", "KeyboardInterrupt"})
 INTERRUPTED_STATUS = 130
-_DBT_ERROR_LINE = re.compile(
-    r"^\s*(?:\x1b\[[0-9;]*m)*((?:Failure|Database Error|Compilation Error|Runtime Error|Error)"
-    r" in \S+ \S+.*?)(?:\x1b\[0m)?\s*$"
-)
 
 
 @dataclass
@@ -222,27 +218,6 @@ def _append_log(log_path: Path, line: str) -> None:
         log.write(line + "\n")
 
 
-def _plain(text: str) -> str:
-    return re.sub(r"\x1b\[[0-9;]*m", "", text).strip()
-
-
-def _first_dbt_error(log_path: Path) -> str | None:
-    """The first 'Failure in test x' / 'Database Error in model y' line of dbt's output, or
-    what follows 'Encountered an error:' when dbt could not even start (a parsing error)."""
-    if not log_path.exists():
-        return None
-    lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-    for index, line in enumerate(lines):
-        if _plain(line) == "Encountered an error:":
-            detail = [_plain(text) for text in lines[index + 1 : index + 4] if _plain(text)]
-            return "dbt: " + ": ".join(detail[:2])
-        match = _DBT_ERROR_LINE.match(line)
-        if match:
-            detail = next((_plain(t) for t in lines[index + 1 : index + 4] if _plain(t)), "")
-            return f"{match.group(1).strip()}: {detail}" if detail else match.group(1).strip()
-    return None
-
-
 def failure_line(report: BuildReport, log_path: Path, serving: str = "") -> str:
     """One line saying what failed, what readers are served now (`serving`, from the
     warehouse store) and, when it failed before the export, that the export did not run."""
@@ -255,9 +230,9 @@ def failure_line(report: BuildReport, log_path: Path, serving: str = "") -> str:
         if more:
             what += f" (and {more} more failed check{'s' if more > 1 else ''})"
     else:
-        what = _first_dbt_error(log_path) or (
-            report.step_failures[0] if report.step_failures else "the run failed"
-        )
+        # a dbt step's failure says its first failed node, read from run_results.json
+        # (orchestration/assets/dbt_results.py)
+        what = report.step_failures[0] if report.step_failures else "the run failed"
     return f"{what}{served}; the export did not run (full log: {log_path})"
 
 

@@ -5,9 +5,9 @@
 -- that any one of them is the call. Returns every version held in stg_platform__calls whose
 -- delivered rows (stg_platform__call_versions, as cleaned there) differ in a contract column:
 -- the extract is corrupt and which row is the call cannot be told. Identical copies (ordinary
--- dirt) and differing copies of superseded versions pass. Only versions with a row in the
--- latest load can have become ambiguous since the last check (after a full build, that is
--- every version), so only they are read.
+-- dirt) and differing copies of superseded versions pass. Only versions with a row loaded by
+-- this dbt invocation can have become ambiguous since the build before checked (in a full build,
+-- that is every version), so only they are read.
 with versions as (
     select
         call_id,
@@ -33,7 +33,7 @@ latest_versions as (
         call_id,
         updated_at
     from versions
-    where _loaded_at = (select max(loaded._loaded_at) from versions as loaded)
+    where _loaded_at = {{ load_time() }}
 ),
 
 held_latest_versions as (

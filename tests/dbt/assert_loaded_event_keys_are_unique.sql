@@ -1,9 +1,10 @@
 {{ config(meta={'dagster': {'ref': {'name': 'stg_telemetry__events'}}}) }}
 -- meta.dagster.ref: Dagster shows the test as a check of staging/stg_telemetry__events.
 -- The primary key of stg_telemetry__events, checked where a load can break it: every key written
--- by the latest load (all of them after a full build) is not null and held by exactly one row
--- of the whole table. Rows of earlier loads were checked when they were written, and a load
--- only deletes or appends rows under its own keys. Returns each offending key.
+-- by this dbt invocation (all of them in a full build, none on a night without a new file) is
+-- not null and held by exactly one row of the whole table. Rows of earlier loads were checked
+-- by the build that wrote them, and a load only deletes or appends rows under its own keys.
+-- Returns each offending key.
 with events as (
     select
         event_key,
@@ -14,7 +15,7 @@ with events as (
 latest_keys as (
     select event_key
     from events
-    where _loaded_at = (select max(latest._loaded_at) from events as latest)
+    where _loaded_at = {{ load_time() }}
 )
 
 select

@@ -116,7 +116,7 @@ def _etag(generation: Generation, query: MetricsRequest, organization_id: str | 
     text = "\x1f".join(map(str, (
         generation.key, generation.facts.version, iso(time_range.start), iso(time_range.end),
         time_range.first_date, time_range.last_date, organization_id, reseller_id,
-        query.time_zone, query.granularity,
+        query.time_zone, query.granularity, query.compare,
     )))
     return '"' + hashlib.sha256(text.encode("utf-8")).hexdigest()[:32] + '"'
 
@@ -309,7 +309,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                 if _matches(request.headers.get("if-none-match"), etag):
                     return Response(status_code=304, headers=headers)
                 body = generation.cache.get_or_compute(etag, lambda: exporter.answer(
-                    query.time_range, organization_id, reseller_id,
+                    query.request or query.time_range, organization_id, reseller_id,
                 ).to_json(indent=None).encode("utf-8"))
         except Unavailable as exc:
             return _unavailable(exc)

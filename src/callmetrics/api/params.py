@@ -3,9 +3,8 @@
 Every name must be one of ``PARAMETERS`` and appear at most once: a typo such as
 ``organizationID`` is a bad request, never a silently wider scope. Dates follow the
 exporter's own parser (``metrics.md``), so the API and ``callmetrics export`` read a range the
-same way. ``timeZone``, ``granularity`` and ``compare`` are recognised, but only their
-defaults are answered until the exporter computes the others; any other value is a bad request
-that says so.
+same way; ``timeZone``, ``granularity`` and ``compare`` are read by the exporter's own
+``Request.parse`` too (``metrics.md``, "Time zones and calendars").
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from zoneinfo import available_timezones
 
 from callmetrics.errors import UserError
 from callmetrics.exporter import TimeRange
-from callmetrics.exporter.commands import request_range
+from callmetrics.exporter.api import Request
 from callmetrics.exporter.meta import DEFAULT_GRANULARITY, DEFAULT_TIME_ZONE
 from callmetrics.exporter.timerange import parse_instant
 
@@ -29,10 +28,10 @@ PARAMETERS: dict[str, str] = {
     "organization the key sees.",
     "resellerId": "A reseller: with a platform key or that reseller's own key. With "
     "organizationId, the organization must belong to it.",
-    "timeZone": "IANA time zone of dates and hours. Only UTC (the default) is served for now.",
-    "granularity": "dailyVolume period: day, week or month. Only day (the default) is served "
-    "for now.",
-    "compare": "previous adds previousPeriod. Not served yet: leave it out.",
+    "timeZone": "IANA time zone of dates, hours and of dates and times without an offset "
+    "(default UTC).",
+    "granularity": "dailyVolume period: day (default), week (ISO, Monday first) or month.",
+    "compare": "previous adds previousPeriod: the same metrics over the period just before.",
 }
 REQUIRED = ("startDate", "endDate")
 GRANULARITIES = ("day", "week", "month")
@@ -52,6 +51,8 @@ class MetricsRequest:
     reseller_id: str | None
     time_zone: str = DEFAULT_TIME_ZONE
     granularity: str = DEFAULT_GRANULARITY
+    request: Request | None = None  # what the exporter answers (range, zone, period, compare)
+    compare: bool = False
 
 
 def show(text: str) -> str:
@@ -66,29 +67,20 @@ def _zones() -> frozenset[str]:
 
 
 def _time_zone(value: str) -> str:
-    if value == DEFAULT_TIME_ZONE:
+    if value == DEFAULT_TIME_ZONE or value in _zones():
         return value
-    if value in _zones():
-        raise ParamError(
-            f"timeZone {show(value)} is not served yet: this server answers in UTC only; "
-            "leave timeZone out or give UTC"
-        )
     raise ParamError(f"timeZone {show(value)} is not a known IANA time zone (e.g. UTC)")
 
 
 def _granularity(value: str) -> str:
-    if value == DEFAULT_GRANULARITY:
-        return value
     if value in GRANULARITIES:
-        raise ParamError(
-            f"granularity {show(value)} is not served yet: only day; leave granularity out"
-        )
+        return value
     raise ParamError(f"granularity {show(value)} is not one of day, week, month")
 
 
-def _compare(value: str) -> None:
+def _compare(value: str) -> str:
     if value in COMPARES:
-        raise ParamError("compare=previous is not served yet: leave compare out")
+        return value
     raise ParamError(f"compare {show(value)} is not a known comparison (previous)")
 
 
@@ -122,23 +114,25 @@ def parse_query(items: list[tuple[str, str]]) -> MetricsRequest:
     try:
         parse_instant(start, "start", "startDate")
         parse_instant(end, "end", "endDate")
-        time_range = request_range(start, end)  # exactly as `callmetrics export` reads it
+        time_zone = _time_zone(values.get("timeZone", DEFAULT_TIME_ZONE))
+        granularity = _granularity(values.get("granularity", DEFAULT_GRANULARITY))
+        compare = _compare(values["compare"]) if "compare" in values else None
+        request = Request.parse(start, end, time_zone, granularity, compare)
     except UserError as exc:
         message = str(exc).replace("--start", "startDate").replace("--end", "endDate")
         raise ParamError(message) from None
+    time_range = request.time_range
     days = (time_range.last_date - time_range.first_date).days + 1
     if days > MAX_DAYS:
         raise ParamError(
             f"the range covers {days:,} days: ask for at most {MAX_DAYS:,} days at a time"
         )
-    time_zone = _time_zone(values.get("timeZone", DEFAULT_TIME_ZONE))
-    granularity = _granularity(values.get("granularity", DEFAULT_GRANULARITY))
-    if "compare" in values:
-        _compare(values["compare"])
     return MetricsRequest(
         time_range=time_range,
         organization_id=_id("organizationId", values.get("organizationId")),
         reseller_id=_id("resellerId", values.get("resellerId")),
-        time_zone=time_zone,
-        granularity=granularity,
+        time_zone=request.tz.key,
+        granularity=request.granularity,
+        request=request,
+        compare=request.compare,
     )

@@ -1,6 +1,6 @@
 """The exporter: Get Metrics payloads read from the warehouse marts (``metrics.md``)."""
 
-from callmetrics.exporter.api import AllPayloads, Exporter, get_payload
+from callmetrics.exporter.api import AllPayloads, Exporter
 from callmetrics.exporter.meta import Meta, MetricsAnswer, WarehouseFacts, payload_meta
 from callmetrics.exporter.payload import MetricsPayload
 from callmetrics.exporter.timerange import TimeRange, parse_range
@@ -13,7 +13,6 @@ __all__ = [
     "MetricsPayload",
     "TimeRange",
     "WarehouseFacts",
-    "get_payload",
     "parse_range",
     "payload_meta",
 ]

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
-from callmetrics.exporter.api import AllPayloads, Exporter
-from callmetrics.exporter.output import ensure_folder, write_atomic, write_text
+from callmetrics.exporter.api import AllPayloads, Exporter, Request
+from callmetrics.exporter.output import check_folder, ensure_folder, write_atomic, write_text
 from callmetrics.exporter.payload import MetricsPayload
 from callmetrics.exporter.timerange import ONE_US, TimeRange, iso, parse_range
 
@@ -39,8 +39,21 @@ def request_range(start: str, end: str) -> TimeRange:
     return time_range
 
 
+ORG_ZONES = "org"
+
+
+def _request(args: argparse.Namespace, time_zone: str | None) -> Request | None:
+    """A ``Request`` when a time zone, granularity or comparison was asked, else ``None``
+    (the plain UTC range of the published API)."""
+    unit, versus = getattr(args, "granularity", None), getattr(args, "compare", None)
+    if time_zone is None and unit is None and versus is None:
+        return None
+    return Request.parse(args.start, args.end, time_zone, unit, versus)
+
+
 def run_export(args: argparse.Namespace) -> int:
-    time_range = request_range(args.start, args.end)
+    request = _request(args, args.tz)
+    time_range = request_range(args.start, args.end) if request is None else request
     with Exporter() as exporter:
         answer = exporter.answer(time_range, args.org, args.reseller)
     write_text(args.out, answer.to_json() + "\n")
@@ -48,10 +61,15 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_export_all(args: argparse.Namespace) -> int:
-    time_range = request_range(args.start, args.end)
+    own_zones = args.tz is not None and args.tz.strip().lower() == ORG_ZONES
+    request = _request(args, None if own_zones else args.tz)
+    if own_zones:
+        request = Request.parse(args.start, args.end, None, args.granularity, args.compare)
+    time_range = request_range(args.start, args.end) if request is None else request.time_range
     out = Path(args.out)
+    check_folder(out)
     with Exporter() as exporter:
-        result = exporter.export_all(time_range)
+        result = exporter.export_all(request or time_range, organization_zones=own_zones)
         warehouse = str(exporter.path)
     ensure_folder(out)  # only once there is something to write: a failed export leaves no folder
     manifest = write_all(out, result, warehouse)

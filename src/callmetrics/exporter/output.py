@@ -110,10 +110,16 @@ def write_text(out: str | None, text: str) -> None:
     write_atomic(Path(out), text)
 
 
-def ensure_folder(out: Path) -> None:
-    """`out` is (or can be made) a directory for export-all's files."""
+def check_folder(out: Path) -> None:
+    """`out` can be export-all's directory: it is one, or does not exist yet (it is created
+    with the first payload, so a failed export before that leaves nothing behind)."""
     if out.exists() and not out.is_dir():
         raise UserError(f"cannot write payloads into {out}: it exists and is not a directory")
+
+
+def ensure_folder(out: Path) -> None:
+    """Create export-all's directory (once there is something to write)."""
+    check_folder(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -49,10 +49,6 @@ class ScopeParts:
             for key, sums in rows.items():
                 self.add_row(name, key, sums)
 
-    def total(self, name: str, column: str) -> Number:
-        """One column summed over every key of a section (0 when the section is empty)."""
-        return sum((sums.get(column, 0) for sums in self.section(name).values()), 0)
-
 
 def merge(parts: Iterable[ScopeParts]) -> ScopeParts:
     """The parts of the union of disjoint scopes."""

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 from pydantic.alias_generators import to_camel
 
 AgentStatus = Literal["active", "inactive", "cancelled", "pending", "deleted"]
@@ -68,6 +74,13 @@ class AgentPerformance(_Model):
     status: AgentStatus
 
 
+class LatencyPercentiles(_Model):
+    p50: float = Field(ge=0)
+    p90: float = Field(ge=0)
+    p95: float = Field(ge=0)
+    p99: float = Field(ge=0)
+
+
 class AiInsights(_Model):
     intent_accuracy: float | None = Field(ge=0, le=100)
     context_retention: float | None = Field(ge=0, le=100)
@@ -75,6 +88,7 @@ class AiInsights(_Model):
     entity_extraction: float | None = Field(ge=0, le=100)
     response_latency: float | None = Field(ge=0)
     training_sessions: int = Field(ge=0)
+    response_latency_percentiles: LatencyPercentiles | None = None
 
 
 class EscalationReason(_Model):
@@ -82,6 +96,28 @@ class EscalationReason(_Model):
     count: int = Field(ge=1)
     percent_of_total: float = Field(ge=0, le=100)
     avg_time_before_escalation: float = Field(ge=0)
+
+
+class MetricsChange(_Model):
+    """Percentage change of each ``metrics`` field against the previous period."""
+
+    total_calls: float | None
+    total_minutes: float | None
+    resolution_rate: float | None
+    avg_duration: float | None
+    active_agents: float | None
+    response_time: float | None
+    sentiment_percent: float | None
+    escalation_rate: float | None
+
+
+class PreviousPeriod(_Model):
+    start_date: str = Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
+                                    r"\.[0-9]{6}Z$")
+    end_date: str = Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
+                                  r"\.[0-9]{6}Z$")
+    metrics: Metrics
+    change: MetricsChange
 
 
 class MetricsData(_Model):
@@ -92,6 +128,17 @@ class MetricsData(_Model):
     agent_performance: list[AgentPerformance]
     ai_insights: AiInsights
     escalation_reasons: list[EscalationReason]
+    previous_period: PreviousPeriod | None = None  # only with compare=previous
+
+    @model_serializer(mode="wrap")
+    def _without_absent_comparison(self, handler: SerializerFunctionWrapHandler) -> dict:
+        """``previousPeriod`` is left out, not null, when no comparison was asked (so every
+        dump of a payload, ``data`` alone or with ``meta``, is the published API's)."""
+        dumped = handler(self)
+        if self.previous_period is None:
+            dumped.pop("previousPeriod", None)
+            dumped.pop("previous_period", None)
+        return dumped
 
 
 class MetricsPayload(_Model):

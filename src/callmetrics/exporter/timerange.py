@@ -17,9 +17,7 @@ from typing import Literal
 from callmetrics.errors import UserError
 
 ONE_US = timedelta(microseconds=1)
-BUCKET = timedelta(minutes=15)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_BUCKET_US = BUCKET // ONE_US
 # A time of day with a fraction of a second: "...T10:00:00.1234567" or "...T10:00:00,5".
 _FRACTION = re.compile(r"^(?P<head>.*[T ]\d{2}:?\d{2}:?\d{2})[.,](?P<digits>\d+)(?P<tail>.*)$")
 _EXAMPLE = "e.g. 2025-03-10 or 2025-03-10T08:00:00Z"
@@ -69,17 +67,19 @@ class TimeRange:
         days = (self.last_date - self.first_date).days
         return [self.first_date + timedelta(days=n) for n in range(days + 1)]
 
-    def whole_buckets(self) -> tuple[datetime, datetime] | None:
-        """``[first, stop)``: the 15-minute UTC buckets lying entirely inside the range.
+    def whole_buckets(self, bucket: timedelta) -> tuple[datetime, datetime] | None:
+        """``[first, stop)``: the UTC buckets of width ``bucket`` (the warehouse's, see
+        ``sections.py``) lying entirely inside the range.
 
         ``None`` when no bucket fits. The calls of the partial buckets at the two edges,
         ``[start, first)`` and ``[stop, end]``, must be read call by call.
         """
-        first = _bucket_at(-(-_micros(self.start) // _BUCKET_US))
-        stop_us = (_micros(self.end) + 1) // _BUCKET_US  # end + 1 us is the exclusive stop
+        width = bucket // ONE_US
+        first = _bucket_at(-(-_micros(self.start) // width), width)
+        stop_us = (_micros(self.end) + 1) // width  # end + 1 us is the exclusive stop
         # At the end of year 9999 the stop itself is not a datetime: read the last bucket
         # call by call instead.
-        stop = _bucket_at(stop_us) or _bucket_at(stop_us - 1)
+        stop = _bucket_at(stop_us, width) or _bucket_at(stop_us - 1, width)
         if first is None or stop is None or first >= stop:
             return None
         return first, stop
@@ -146,8 +146,8 @@ def _micros(value: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def _bucket_at(index: int) -> datetime | None:
+def _bucket_at(index: int, width_us: int) -> datetime | None:
     try:
-        return _EPOCH + timedelta(microseconds=index * _BUCKET_US)
+        return _EPOCH + timedelta(microseconds=index * width_us)
     except OverflowError:
         return None

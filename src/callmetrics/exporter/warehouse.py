@@ -7,8 +7,12 @@ from pathlib import Path
 import duckdb
 
 from callmetrics.errors import UserError
-from callmetrics.exporter.query import REQUIRED_TABLES
+from callmetrics.exporter.sections import DECLARATION_TABLE
 
+# What the exporter reads besides the section marts, which the declaration names.
+REQUIRED_TABLES = (
+    DECLARATION_TABLE, "fct_calls", "dim_organizations", "dim_resellers", "dim_agents",
+)
 _BUILD_HINT = "run `callmetrics build` (or point CALLMETRICS_WAREHOUSE at a built warehouse)"
 
 

@@ -247,6 +247,22 @@ def source_tables(con: duckdb.DuckDBPyConnection) -> list[SourceTable]:
 
 # --------------------------------------------------------------------- loading
 
+SCRATCH_PREFIX = "callmetrics-pg-"
+
+
+def _remove_stale_scratch() -> None:
+    """CSV folders of publishers that died (a killed loader cannot clean up after itself)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*-*"):
+        pid_text = folder.name.removeprefix(SCRATCH_PREFIX).split("-", 1)[0]
+        if not pid_text.isdigit():
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:
+            continue
+
 
 def _load_table(
     con: psycopg.Connection,
@@ -568,7 +584,8 @@ def _publish_locked(
     previous = _version_tables(con, live[0]) if live else {}
     schema = f"{roles.VERSION_PREFIX}{number:06d}"
     t0 = time.perf_counter()
-    scratch = Path(tempfile.mkdtemp(prefix="callmetrics-pg-"))
+    _remove_stale_scratch()
+    scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
     try:
         with duckdb.connect(str(duck_path), read_only=True) as duck_con:
             duck_con.execute("set TimeZone = 'UTC'")

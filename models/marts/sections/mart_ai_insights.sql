@@ -1,0 +1,3 @@
+{#- AI quality parts (corrections, tokens, confidence, tools, latency) per organization and UTC bucket. -#}
+{#- Declared in _sections__models.yml (the columns' meta); rendered by macros/sections.sql. -#}
+{{ section_mart() }}

@@ -1,0 +1,3 @@
+{#- The metrics section's additive parts per organization and UTC bucket. -#}
+{#- Declared in _sections__models.yml (the columns' meta); rendered by macros/sections.sql. -#}
+{{ section_mart() }}
