@@ -37,6 +37,7 @@ TABLES = (
     "mart_daily_volume",
     "mart_escalation_reasons",
     "mart_hourly_distribution",
+    "mart_latency_sketch",
     "mart_metrics",
     "mart_resolution_breakdown",
 )

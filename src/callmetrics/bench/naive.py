@@ -13,6 +13,7 @@ where the warehouse remembers the last name it saw.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable
 from datetime import date, timedelta
@@ -40,6 +41,27 @@ CALL_COLUMNS = [
 ]  # fmt: skip
 EVENT_COLUMNS = ["event_id", "call_id", "event_type", "payload"]
 _SPACES = re.compile(r"\s+")
+
+
+# metrics.md "Latency percentiles": the warehouse answers from a DDSketch (1% relative
+# accuracy). Computed here the direct way: the exact nearest-rank sample, then the value the
+# sketch reports for that sample's bin, 2 gamma^i / (gamma + 1) with i = ceil(log_gamma(x)).
+_GAMMA = 1.01 / 0.99
+
+
+def _latency_percentiles(samples: list[float]) -> dict[str, float] | None:
+    if not samples:
+        return None
+    ordered = sorted(samples)
+    result = {}
+    for rank in (50, 90, 95, 99):
+        x = ordered[max(1, -(-rank * len(ordered) // 100)) - 1]
+        if x == 0:
+            result[f"p{rank}"] = 0.0
+            continue
+        index = math.ceil(math.log(x) / math.log(_GAMMA))
+        result[f"p{rank}"] = round1(Fraction(2 * _GAMMA**index / (_GAMMA + 1)))
+    return result
 
 
 def round1(value: Fraction | int | float) -> float:
@@ -267,6 +289,7 @@ def naive_payload(raw_dir: Path, organization_id: str, start: str, end: str) -> 
             "entityExtraction": _pct(tele["tool_success"], tele["tools"]),
             "responseLatency": latency,
             "trainingSessions": total,
+            "responseLatencyPercentiles": _latency_percentiles(tele["latency"]),
         },
         "escalationReasons": _reason_rows(calls),
     }
