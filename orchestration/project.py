@@ -27,7 +27,7 @@ from dagster import AssetKey
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtProject
 
 from callmetrics.publishing import WarehouseStore
-from callmetrics.settings import DBT_PROJECT_DIR, WAREHOUSE_ENV, Settings
+from callmetrics.settings import DBT_PROJECT_DIR, WAREHOUSE_ENV, Settings, warehouse_env
 
 # Folders and files whose changes change the manifest.
 _DBT_INPUT_DIRS = ("models", "snapshots", "seeds", "macros", "tests/dbt", "analyses")
@@ -81,15 +81,8 @@ def manifest_is_stale(project: DbtProject) -> bool:
 @contextlib.contextmanager
 def profile_of_builds() -> Iterator[None]:
     """The profile as every build sees it: the warehouse path is the work file dbt writes."""
-    saved = os.environ.get(WAREHOUSE_ENV)
-    os.environ[WAREHOUSE_ENV] = str(WarehouseStore.from_settings(Settings.from_env()).work_path)
-    try:
+    with warehouse_env(WarehouseStore.from_settings(Settings.from_env()).work_path):
         yield
-    finally:
-        if saved is None:
-            os.environ.pop(WAREHOUSE_ENV, None)
-        else:
-            os.environ[WAREHOUSE_ENV] = saved
 
 
 def ensure_manifest(project: DbtProject) -> Path:

@@ -19,7 +19,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -90,3 +91,18 @@ class Settings:
         os.environ.setdefault("DBT_PROFILES_DIR", str(DBT_PROJECT_DIR))
         os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
         os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+@contextmanager
+def warehouse_env(path: Path) -> Iterator[None]:
+    """CALLMETRICS_WAREHOUSE names `path` for the duration (dbt's profile reads it), then is
+    restored as it was (unset when it was unset)."""
+    saved = os.environ.get(WAREHOUSE_ENV)
+    os.environ[WAREHOUSE_ENV] = str(path)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(WAREHOUSE_ENV, None)
+        else:
+            os.environ[WAREHOUSE_ENV] = saved

@@ -65,7 +65,7 @@ from callmetrics.publishing.manifest import (
     number_of,
     version_name,
 )
-from callmetrics.settings import WAREHOUSE_ENV, Settings
+from callmetrics.settings import WAREHOUSE_ENV, Settings, warehouse_env
 
 KEEP_ENV = "CALLMETRICS_KEEP_VERSIONS"
 DEFAULT_KEEP = 3
@@ -616,15 +616,8 @@ class BuildSlot:
     @contextmanager
     def pointed(self) -> Iterator[None]:
         """CALLMETRICS_WAREHOUSE names the work file while the build runs (dbt reads it)."""
-        saved = os.environ.get(WAREHOUSE_ENV)
-        os.environ[WAREHOUSE_ENV] = str(self.path)
-        try:
+        with warehouse_env(self.path):
             yield
-        finally:
-            if saved is None:
-                os.environ.pop(WAREHOUSE_ENV, None)
-            else:
-                os.environ[WAREHOUSE_ENV] = saved
 
     def publish(self) -> PublishReport:
         self.report = self.store.publish_work()
