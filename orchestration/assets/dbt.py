@@ -20,6 +20,8 @@ from typing import Any
 from dagster import AssetExecutionContext, Config, Failure
 from dagster_dbt import DbtCliResource, dbt_assets
 
+from callmetrics.settings import Settings
+from callmetrics.spark.build import after_dbt, dbt_target_args
 from orchestration.assets.dbt_results import failure_summary
 from orchestration.assets.publish import store
 from orchestration.project import DBT_PROJECT, TRANSLATOR
@@ -36,7 +38,9 @@ def _build(context: AssetExecutionContext, dbt: DbtCliResource, args: list[str])
     kept after a failure, for the logs and run_results.json). A failure is raised with one line
     read from run_results.json (or dbt's structured log when dbt could not start)."""
     # dbt starts inside `cli()`, reading CALLMETRICS_WAREHOUSE then: the work file of this run.
-    with store().building(context.run.run_id):
+    settings = Settings.from_env()
+    args = [*args, *dbt_target_args(settings)]  # `--target spark` with CALLMETRICS_TARGET=spark
+    with store().building(context.run.run_id) as work:
         invocation = dbt.cli(args, context=context, raise_on_error=False)
     yield from invocation.stream()
     if not invocation.is_successful():
@@ -44,6 +48,10 @@ def _build(context: AssetExecutionContext, dbt: DbtCliResource, args: list[str])
         raise Failure(
             description=failure_summary(invocation.target_path / "run_results.json", log_errors)
         )
+    # on Spark: the marts Spark wrote, into the work file that publishing reads
+    copied = after_dbt(settings, work.path, invocation.target_path / "manifest.json")
+    if copied:
+        context.log.info(copied)
     shutil.rmtree(invocation.target_path, ignore_errors=True)
 
 

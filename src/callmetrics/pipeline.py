@@ -26,6 +26,7 @@ from typing import Any, TextIO
 
 from callmetrics.errors import UserError
 from callmetrics.settings import PROJECT_ROOT, Settings
+from callmetrics.spark.build import check_target
 
 DAGSTER_HOME_ENV = "DAGSTER_HOME"
 DEFAULT_DAGSTER_HOME = PROJECT_ROOT / "dagster_home"
@@ -243,6 +244,7 @@ def run_build(full_refresh: bool = False) -> int:
     started = time.monotonic()
     settings = Settings.from_env()
     inventory = check_raw_dir(settings.raw_dir)
+    check_target(settings)  # CALLMETRICS_TARGET=spark: the extra and the server, in one line
     prepare_environment(settings)
     report = BuildReport(stream=sys.stderr)
     files = sum(len(found) for found in inventory.files.values())

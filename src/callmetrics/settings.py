@@ -11,6 +11,11 @@
 - ``CALLMETRICS_PARTITIONS_START``: the first day of the export partitions (2020-01-01).
 - ``CALLMETRICS_RAW_MAX_LAG_HOURS`` / ``CALLMETRICS_MART_MAX_LAG_HOURS``: the freshness checks'
   allowed lags (24 h each).
+- ``CALLMETRICS_TARGET``: the engine dbt builds on, ``duckdb`` (default, embedded) or ``spark``
+  (a Spark Thrift server at ``CALLMETRICS_SPARK_HOST``:``CALLMETRICS_SPARK_PORT``, default
+  127.0.0.1:10000; ``callmetrics spark start`` runs a local one whose warehouse, metastore and
+  log live in ``CALLMETRICS_SPARK_DIR``, default ``<project>/data/spark``, with a driver of
+  ``CALLMETRICS_SPARK_MEMORY``, default 4g). README, "Spark".
 - ``CALLMETRICS_DUCKDB_MEMORY_LIMIT`` (read by dbt's profile), ``CALLMETRICS_KEEP_VERSIONS`` and
   the test hook ``CALLMETRICS_FAULT_POINT`` (read by the publishing store) are listed in the
   README with the rest.
@@ -34,6 +39,14 @@ NIGHTLY_AT_ENV = "CALLMETRICS_NIGHTLY_AT"
 PARTITIONS_START_ENV = "CALLMETRICS_PARTITIONS_START"
 RAW_MAX_LAG_ENV = "CALLMETRICS_RAW_MAX_LAG_HOURS"
 MART_MAX_LAG_ENV = "CALLMETRICS_MART_MAX_LAG_HOURS"
+TARGET_ENV = "CALLMETRICS_TARGET"
+SPARK_HOST_ENV = "CALLMETRICS_SPARK_HOST"
+SPARK_PORT_ENV = "CALLMETRICS_SPARK_PORT"
+SPARK_DIR_ENV = "CALLMETRICS_SPARK_DIR"
+SPARK_MEMORY_ENV = "CALLMETRICS_SPARK_MEMORY"
+TARGETS = ("duckdb", "spark")
+DEFAULT_SPARK_PORT = 10000
+DEFAULT_SPARK_DIR = PROJECT_ROOT / "data" / "spark"
 DEFAULT_RAW_DIR = PROJECT_ROOT / "data" / "raw"
 DEFAULT_WAREHOUSE = PROJECT_ROOT / "data" / "warehouse" / "callmetrics.duckdb"
 DEFAULT_NIGHTLY_AT = "02:00"
@@ -50,6 +63,24 @@ def _hours(environ: Mapping[str, str], name: str) -> timedelta:
         raise ValueError(f"{name}={text!r} is not a number of hours") from None
 
 
+def _choice(environ: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    text = (environ.get(name) or allowed[0]).strip().lower()
+    if text not in allowed:
+        raise ValueError(f"{name}={text!r} is not one of {', '.join(allowed)}")
+    return text
+
+
+def _port(environ: Mapping[str, str], name: str, default: int) -> int:
+    text = environ.get(name)
+    try:
+        port = int(text) if text else default
+    except ValueError:
+        port = -1
+    if not 0 < port < 65536:
+        raise ValueError(f"{name}={text!r} is not a port number")
+    return port
+
+
 @dataclass(frozen=True)
 class Settings:
     raw_dir: Path
@@ -59,6 +90,11 @@ class Settings:
     partitions_start: str = DEFAULT_PARTITIONS_START
     raw_max_lag: timedelta = timedelta(hours=DEFAULT_MAX_LAG_HOURS)
     mart_max_lag: timedelta = timedelta(hours=DEFAULT_MAX_LAG_HOURS)
+    target: str = "duckdb"  # the dbt target (profiles.yml) the build runs on
+    spark_host: str = "127.0.0.1"
+    spark_port: int = DEFAULT_SPARK_PORT
+    spark_dir: Path = DEFAULT_SPARK_DIR
+    spark_memory: str = "4g"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -77,6 +113,11 @@ class Settings:
             partitions_start=env.get(PARTITIONS_START_ENV) or DEFAULT_PARTITIONS_START,
             raw_max_lag=_hours(env, RAW_MAX_LAG_ENV),
             mart_max_lag=_hours(env, MART_MAX_LAG_ENV),
+            target=_choice(env, TARGET_ENV, TARGETS),
+            spark_host=env.get(SPARK_HOST_ENV) or "127.0.0.1",
+            spark_port=_port(env, SPARK_PORT_ENV, DEFAULT_SPARK_PORT),
+            spark_dir=Path(env.get(SPARK_DIR_ENV) or DEFAULT_SPARK_DIR).expanduser().absolute(),
+            spark_memory=env.get(SPARK_MEMORY_ENV) or "4g",
         )
 
     @property
