@@ -28,6 +28,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtP
 
 from callmetrics.publishing import WarehouseStore
 from callmetrics.settings import DBT_PROJECT_DIR, WAREHOUSE_ENV, Settings, warehouse_env
+from callmetrics.spark.build import target_of_builds
 
 # Folders and files whose changes change the manifest.
 _DBT_INPUT_DIRS = ("models", "snapshots", "seeds", "macros", "tests/dbt", "analyses")
@@ -65,6 +66,14 @@ def _profile_stamp(project: DbtProject) -> Path:
     return project.manifest_path.with_name("parsed_for_warehouse.txt")
 
 
+def _parsed_for() -> str:
+    """The warehouse path, and the dbt target when it is not the default (Spark's graph differs:
+    callmetrics.spark), that a manifest is parsed for."""
+    target = Settings.from_env().target
+    warehouse = os.environ.get(WAREHOUSE_ENV) or ""
+    return warehouse if target == "duckdb" else f"{warehouse}\ntarget={target}"
+
+
 def manifest_is_stale(project: DbtProject) -> bool:
     """True when the manifest is missing, older than any input of the dbt project, or parsed
     with the profile of another warehouse."""
@@ -72,7 +81,7 @@ def manifest_is_stale(project: DbtProject) -> bool:
     if not manifest.exists():
         return True
     stamp = _profile_stamp(project)
-    if not stamp.exists() or stamp.read_text(encoding="utf-8") != os.environ.get(WAREHOUSE_ENV):
+    if not stamp.exists() or stamp.read_text(encoding="utf-8") != _parsed_for():
         return True
     built = manifest.stat().st_mtime
     return any(mtime > built for mtime in _dbt_input_mtimes(project.project_dir))
@@ -94,7 +103,7 @@ def ensure_manifest(project: DbtProject) -> Path:
             project.preparer.prepare(project)
         else:
             return project.manifest_path
-        _profile_stamp(project).write_text(os.environ[WAREHOUSE_ENV], encoding="utf-8")
+        _profile_stamp(project).write_text(_parsed_for(), encoding="utf-8")
     return project.manifest_path
 
 
@@ -103,8 +112,13 @@ def _build_project() -> DbtProject:
     ensure_dbt_on_path()
     # DBT_TARGET_PATH lets a developer or a test keep its artifacts away from others'.
     target_path = os.environ.get("DBT_TARGET_PATH") or "target"
+    # CALLMETRICS_TARGET=spark: parsed, built and tested with `--target spark` (the resource
+    # takes the project's target), so the asset graph is the one built
     project = DbtProject(
-        project_dir=DBT_PROJECT_DIR, target_path=target_path, profiles_dir=DBT_PROJECT_DIR
+        project_dir=DBT_PROJECT_DIR,
+        target_path=target_path,
+        profiles_dir=DBT_PROJECT_DIR,
+        target=target_of_builds(Settings.from_env()),
     )
     ensure_manifest(project)
     return project

@@ -78,13 +78,6 @@ def spark_server() -> Iterator[Server]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-@contextmanager
-def on_spark() -> Iterator[None]:
-    """Builds in the block run on Spark (CALLMETRICS_TARGET=spark)."""
-    with environment(**{TARGET_ENV: "spark"}):
-        yield
-
-
 def spark_sql(server: Server, sql: str) -> list[tuple]:
     """Run one statement on the server; its rows (none for a statement without result)."""
     from pyhive import hive
@@ -107,3 +100,32 @@ def reset_spark(server: Server) -> None:
     for (name,) in spark_sql(server, "show schemas"):
         if name != "default":
             spark_sql(server, f"drop schema if exists `{name}` cascade")
+
+
+def spark_build(server: Server, raw: Path, warehouse: Path, *extra: str) -> str:
+    """`CALLMETRICS_TARGET=spark callmetrics build` as a process (the Dagster definitions are
+    loaded for the target of the process: Spark's graph), with dbt's artifacts in the server's
+    folder; returns its standard error (the progress lines)."""
+    import subprocess
+    import sys
+
+    from callmetrics.settings import PROJECT_ROOT
+
+    env = {
+        **os.environ,
+        "CALLMETRICS_RAW_DIR": str(raw),
+        "CALLMETRICS_WAREHOUSE": str(warehouse),
+        "DBT_PROFILES_DIR": str(PROJECT_ROOT),
+        "DBT_TARGET_PATH": str(server.base / "dbt-target"),
+        TARGET_ENV: "spark",
+        SPARK_HOST_ENV: server.host,
+        SPARK_PORT_ENV: str(server.port),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "callmetrics.cli", "build", *extra], cwd=PROJECT_ROOT, env=env,
+        capture_output=True, text=True, timeout=1800, check=False,
+    )  # fmt: skip
+    log = warehouse.parent / "build.log"
+    tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+    assert done.returncode == 0, f"Spark build failed:\n{done.stderr[-3000:]}\n{tail}"
+    return done.stderr

@@ -10,7 +10,7 @@ the DuckDB work file that is published. Checked against `callmetrics build` on D
 - `export-all` writes byte-identical payloads from both (every organization, every reseller,
   all organizations), over the whole data and over a range whose edges cut buckets, in UTC and
   in each organization's own zone;
-- dbt builds as many nodes and passes as many tests (data and unit tests) on Spark;
+- dbt passes at least as many tests (data and unit tests) on Spark;
 - on a generated raw directory with two extracts: the first extract, the nightly increment on
   top of it, and a fresh build of both extracts are each equal across the engines, and the
   increment differs from the fresh build on Spark exactly as it does on DuckDB (only the
@@ -34,7 +34,7 @@ from callmetrics.cli import main
 from callmetrics.spark.server import Server
 from tests.conftest import BuiltWarehouse, build, pointed_at
 from tests.fixtures.handmade import write_handmade_raw
-from tests.spark_support import SPARK_GROUP, on_spark, reset_spark
+from tests.spark_support import SPARK_GROUP, reset_spark, spark_build
 
 pytestmark = SPARK_GROUP
 
@@ -169,14 +169,10 @@ def payload_differences(
     return problems
 
 
-def build_and_count(raw: Path, warehouse: Path, capfd: pytest.CaptureFixture[str],
-                    *extra: str) -> tuple[int, int]:  # fmt: skip
-    """`callmetrics build`; (dbt nodes built, dbt tests passed) from its last line."""
-    capfd.readouterr()
-    build(raw, warehouse, *extra)
-    err = capfd.readouterr().err
-    found = DONE.search(err)
-    assert found, err[-2000:]
+def counts(progress: str) -> tuple[int, int]:
+    """(dbt nodes built, dbt tests passed) from the last line of `callmetrics build`."""
+    found = DONE.search(progress)
+    assert found, progress[-2000:]
     return int(found.group(1)), int(found.group(2))
 
 
@@ -200,12 +196,15 @@ def test_handmade_on_spark_equals_duckdb(
     write_handmade_raw(raw)
     duck = tmp_path / "duck" / "callmetrics.duckdb"
     spark = tmp_path / "spark" / "callmetrics.duckdb"
-    duck_counts = build_and_count(raw, duck, capfd)
+    capfd.readouterr()
+    build(raw, duck)
+    duck_counts = counts(capfd.readouterr().err)
     reset_spark(spark_clean)
-    with on_spark():
-        spark_counts = build_and_count(raw, spark, capfd)
-    assert spark_counts == duck_counts, "dbt built or tested other nodes on Spark"
+    spark_counts = counts(spark_build(spark_clean, raw, spark))
+    # every dbt test and unit test ran and passed on Spark too (Spark's graph has the agents'
+    # name history models, and their tests, where DuckDB has the snapshot)
     assert duck_counts[1] > 50, duck_counts
+    assert spark_counts[1] >= duck_counts[1], (spark_counts, duck_counts)
     problems = mart_differences(duck.resolve(), spark.resolve())
     assert not problems, "\n".join(problems)
     # the shared DuckDB fixture was built from the same files: same marts
@@ -235,8 +234,7 @@ def test_two_extracts_on_spark_equal_duckdb_and_the_increment_equals_a_fresh_bui
                "spark": tmp_path / "spark" / "callmetrics.duckdb"}  # fmt: skip
     reset_spark(spark_clean)
     build(raw, nightly["duck"])
-    with on_spark():
-        build(raw, nightly["spark"])
+    spark_build(spark_clean, raw, nightly["spark"])
     first = mart_differences(nightly["duck"].resolve(), nightly["spark"].resolve())
     assert not first, "first extract:\n" + "\n".join(first)
 
@@ -245,8 +243,7 @@ def test_two_extracts_on_spark_equal_duckdb_and_the_increment_equals_a_fresh_bui
                                  rename_agents=2, delete_agents=2, dirt_rate=0.05)  # fmt: skip
     assert summary.changes.get("late_version_outcome") and summary.changes.get("new_calls")
     build(raw, nightly["duck"])
-    with on_spark():
-        build(raw, nightly["spark"])
+    spark_build(spark_clean, raw, nightly["spark"])
     increment = mart_differences(nightly["duck"].resolve(), nightly["spark"].resolve())
     assert not increment, "nightly increment:\n" + "\n".join(increment)
 
@@ -254,8 +251,7 @@ def test_two_extracts_on_spark_equal_duckdb_and_the_increment_equals_a_fresh_bui
              "spark": tmp_path / "spark-fresh" / "callmetrics.duckdb"}  # fmt: skip
     build(raw, fresh["duck"])
     reset_spark(spark_clean)
-    with on_spark():
-        build(raw, fresh["spark"])
+    spark_build(spark_clean, raw, fresh["spark"])
     both = mart_differences(fresh["duck"].resolve(), fresh["spark"].resolve())
     assert not both, "fresh build of both extracts:\n" + "\n".join(both)
 

@@ -21,7 +21,7 @@ from dagster import AssetExecutionContext, Config, Failure
 from dagster_dbt import DbtCliResource, dbt_assets
 
 from callmetrics.settings import Settings
-from callmetrics.spark.build import after_dbt, dbt_target_args
+from callmetrics.spark.build import after_dbt, check_loaded_target
 from orchestration.assets.dbt_results import failure_summary
 from orchestration.assets.publish import store
 from orchestration.project import DBT_PROJECT, TRANSLATOR
@@ -39,7 +39,7 @@ def _build(context: AssetExecutionContext, dbt: DbtCliResource, args: list[str])
     read from run_results.json (or dbt's structured log when dbt could not start)."""
     # dbt starts inside `cli()`, reading CALLMETRICS_WAREHOUSE then: the work file of this run.
     settings = Settings.from_env()
-    args = [*args, *dbt_target_args(settings)]  # `--target spark` with CALLMETRICS_TARGET=spark
+    check_loaded_target(settings, DBT_PROJECT.target)  # on Spark: the extra, the server
     with store().building(context.run.run_id) as work:
         invocation = dbt.cli(args, context=context, raise_on_error=False)
     yield from invocation.stream()

@@ -1,7 +1,9 @@
 """The build's Spark path: the same dbt call on the `spark` target, then the marts copied in.
 
-`callmetrics build` and the Dagster job run one `dbt build`; with `CALLMETRICS_TARGET=spark` it
-gets `--target spark` (profiles.yml: the Thrift server at CALLMETRICS_SPARK_HOST/PORT) and,
+`callmetrics build` and the Dagster job run one `dbt build`; with `CALLMETRICS_TARGET=spark` the
+dbt project is parsed, built and tested with `--target spark` (orchestration/project.py passes
+`target_of_builds()` to its `DbtProject`; profiles.yml: the Thrift server at
+CALLMETRICS_SPARK_HOST/PORT), so Dagster's asset graph is Spark's, and,
 once dbt and its tests passed, `after_dbt` copies the marts Spark wrote into the run's DuckDB
 work file (callmetrics.spark.marts). Publishing, the exporter, the API and PostgreSQL then read
 that file exactly as after a DuckDB build.
@@ -12,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from callmetrics.errors import UserError
-from callmetrics.settings import SPARK_HOST_ENV, SPARK_PORT_ENV, Settings
+from callmetrics.settings import SPARK_HOST_ENV, SPARK_PORT_ENV, TARGET_ENV, Settings
 
 SPARK = "spark"
 
@@ -38,12 +40,22 @@ def check_target(settings: Settings) -> None:
         )
 
 
-def dbt_target_args(settings: Settings) -> list[str]:
-    """The arguments selecting the dbt target of the build (none: the profile's default)."""
-    if not on_spark(settings):
-        return []
+def target_of_builds(settings: Settings) -> str | None:
+    """The dbt target the project is parsed and built with (None: the profile's default,
+    DuckDB)."""
+    return SPARK if on_spark(settings) else None
+
+
+def check_loaded_target(settings: Settings, loaded: str | None) -> None:
+    """Before the dbt step: the definitions were loaded for the target the settings name (a
+    process that changed CALLMETRICS_TARGET after loading them would build the other graph),
+    and on Spark the extra and the server are there."""
+    if loaded != target_of_builds(settings):
+        raise UserError(
+            f"the Dagster definitions were loaded for the dbt target {loaded or 'duckdb'}, but "
+            f"{TARGET_ENV}={settings.target}: reload them (restart the process)"
+        )
     check_target(settings)
-    return ["--target", SPARK]
 
 
 def after_dbt(settings: Settings, work_path: Path, manifest_path: Path | None) -> str | None:
