@@ -44,10 +44,12 @@ def test_duckdb_types_of_spark_types() -> None:
 def test_data_files_skip_what_hadoop_hides(tmp_path: Path) -> None:
     for name in ("d=2025-01-01/part-0.snappy.parquet", "d=2025-01-01/.part-0.parquet.crc",
                  "_SUCCESS", "_temporary/0/part-9.parquet", ".spark-staging-1/part-8.parquet",
-                 "d=2025-01-02/part-1.parquet"):  # fmt: skip
+                 "d=2025-01-02/part-1.parquet",
+                 "_bucket_date=2025-01-03/part-2.parquet"):  # fmt: skip
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"")
     assert [p.relative_to(tmp_path).as_posix() for p in data_files(tmp_path)] == [
+        "_bucket_date=2025-01-03/part-2.parquet",
         "d=2025-01-01/part-0.snappy.parquet",
         "d=2025-01-02/part-1.parquet",
     ]
@@ -156,16 +158,21 @@ def test_copy_into_duckdb_keeps_declared_types_order_and_partitions(
         for sql in (
             "create schema marts",
             "create schema staging",
-            # a partitioned table: Spark moves the partition column (call_date) to the end
-            "create table marts.mart_x using parquet partitioned by (call_date) as "
-            "select * from values "
-            "('org-1', timestamp'2025-01-10 10:15:00', date'2025-01-10', 3L, 1.25d, array(1, 2)),"
-            "('org-2', timestamp'2025-01-11 23:45:00', date'2025-01-11', 0L, 0.0d, array()) "
-            "as t(organization_id, bucket_start, call_date, total_calls, ms_sum, bins)",
+            # partitioned tables: Spark moves the partition column to the end; a mart's
+            # (_bucket_date) is not declared, so it is left out
+            "create table marts.mart_x using parquet partitioned by (call_date, _bucket_date) "
+            "as select * from values "
+            "('org-1', timestamp'2025-01-10 10:15:00', date'2025-01-10', 3L, 1.25d, array(1, 2),"
+            " date'2025-01-10'),"
+            "('org-2', timestamp'2025-01-11 23:45:00', date'2025-01-11', 0L, 0.0d, array(),"
+            " date'2025-01-11') "
+            "as t(organization_id, bucket_start, call_date, total_calls, ms_sum, bins, "
+            "_bucket_date)",
             "create table marts.dim_empty using parquet as "
             "select cast('a' as string) as id, cast(1 as int) as n where false",
-            "create table staging.stg_platform__calls using parquet as "
-            "select 'c-1' as id, timestamp'2025-01-12 08:00:00' as updated_at",
+            "create table staging.stg_platform__calls using parquet partitioned by (_loaded_at)"
+            " as select 'c-1' as id, timestamp'2025-01-12 08:00:00' as updated_at, "
+            "timestamp'2026-12-06 07:45:01.123456' as _loaded_at",
             "create table staging.not_copied using parquet as select 1 as x",
         ):
             spark_sql(spark_server, sql)
@@ -219,8 +226,9 @@ def test_copy_into_duckdb_keeps_declared_types_order_and_partitions(
                 "order by ordinal_position"
             ).fetchall() == [("id", "VARCHAR"), ("n", "INTEGER")]
             assert con.execute("select * from staging.stg_platform__calls").fetchall() == [
-                ("c-1", datetime(2025, 1, 12, 8, tzinfo=UTC))
-            ]
+                ("c-1", datetime(2025, 1, 12, 8, tzinfo=UTC),
+                 datetime(2026, 12, 6, 7, 45, 1, 123456, tzinfo=UTC))
+            ]  # fmt: skip
             tables = {r[0] for r in con.execute(
                 "select table_schema || '.' || table_name from information_schema.tables"
             ).fetchall()}  # fmt: skip

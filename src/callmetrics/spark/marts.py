@@ -183,18 +183,21 @@ def describe(cursor: Any, schema: str, table: str) -> SparkTable:
     return SparkTable(schema, table, tuple(columns), tuple(partitions), details["Location"])
 
 
+def _hidden(name: str) -> bool:
+    """Spark's rule: `.…` is hidden, `_…` too unless it is a partition folder (`_col=value`)."""
+    return name.startswith(".") or (name.startswith("_") and "=" not in name)
+
+
 def data_files(folder: Path) -> list[Path]:
-    """The table's Parquet files, skipping what Hadoop treats as hidden (`_…`, `.…`: commit
-    markers, checksums, a crashed job's staging folders)."""
+    """The table's Parquet files, skipping what Spark treats as hidden (commit markers,
+    checksums, a crashed job's staging folders)."""
     found: list[Path] = []
     if not folder.is_dir():
         return found
     for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(("_", ".")))
+        dirs[:] = sorted(d for d in dirs if not _hidden(d))
         found += [
-            Path(root) / f
-            for f in sorted(files)
-            if not f.startswith(("_", ".")) and f.endswith(".parquet")
+            Path(root) / f for f in sorted(files) if not _hidden(f) and f.endswith(".parquet")
         ]
     return found
 
@@ -256,8 +259,11 @@ def copy_table(
     options = ["union_by_name = true"]
     if table.partition_columns:
         hive_types = ", ".join(
-            f"{_literal(c)}: {duckdb_type(spark_types[c])}" for c in table.partition_columns
+            f"{_literal(c)}: {_literal(duckdb_type(spark_types[c]))}"
+            for c in table.partition_columns
         )
+        # partition values come from the folder names (URL-decoded; a timestamp's is written
+        # in the session time zone, UTC)
         options += ["hive_partitioning = true", f"hive_types = {{{hive_types}}}"]
     else:
         options.append("hive_partitioning = false")
