@@ -2,14 +2,7 @@
     event_id), whether or not the call arrived. Each distinct event counts once, by the rules of
     metrics.md "Valid telemetry events of a call".
     Incremental: a run recomputes the calls that received an event (or a copy) in this run. -#}
-{{
-    config(
-        materialized='incremental',
-        unique_key='call_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-    )
-}}
+{{ config(**incremental_config('keys', unique_key='call_id')) }}
 
 {%- if is_incremental() %}
 {#- Read first, so that a night without a new event skips the scan of the staged events. -#}
@@ -56,7 +49,7 @@ judged as (
         and total_tokens > 0
         and cached_tokens >= 0
         and cached_tokens <= total_tokens as is_token_sample,
-        cached_tokens / total_tokens as token_ratio,
+        {{ divide('cached_tokens', 'total_tokens') }} as token_ratio,
         event_type = 'stt' and confidence between 0 and 1 as is_confidence_sample,
         event_type = 'tool' and tool_status in ('success', 'error') as is_tool_call
     from events
@@ -77,10 +70,7 @@ select
     cast(sum(delivered_copies - 1) as bigint) as duplicate_copy_count,
     count(*) filter (where is_latency_sample) as latency_sample_count,
     coalesce({{ ordered_sum('ttft_ms', where='is_latency_sample') }}, 0) as latency_ms_sum,
-    coalesce(
-        list({{ latency_sketch_bin('ttft_ms') }} order by ttft_ms) filter (where is_latency_sample),
-        []
-    ) as latency_bins,
+    {{ ordered_list(latency_sketch_bin('ttft_ms'), 'ttft_ms', 'is_latency_sample') }} as latency_bins,
     count(*) filter (where is_token_sample) as token_sample_count,
     coalesce({{ ordered_sum('token_ratio', where='is_token_sample') }}, 0) as token_ratio_sum,
     count(*) filter (where is_confidence_sample) as confidence_sample_count,
