@@ -3,7 +3,8 @@
     DuckDB reads them in place: each source's `external_location` is a read_parquet() of
     `$CALLMETRICS_RAW_DIR/<table>/**/*.parquet`, with the file name as a column (`filename`).
     Spark has no such table function: create_raw_sources(), run at the start of every dbt
-    invocation (on-run-start), makes for each source table <name> in the schema `raw`:
+    invocation (on-run-start), makes for each source table <name>, in its schema
+    (`<CALLMETRICS_SPARK_SCHEMA>_raw`, models/staging/*/_*__sources.yml):
       <name>__parquet  a table `using parquet` over the folder (every file below it, folder names
                        never read as columns, the schemas of all files merged by name);
       <name>__files    a table `using binaryFile` over the same files: one row per file, so a
@@ -50,13 +51,21 @@
 {%- endmacro %}
 
 {#- The Spark table of raw table `table`'s rows (create_raw_sources()). -#}
-{% macro raw_parquet_relation(table, schema='raw') -%}
-    {{ return(schema ~ '.' ~ table ~ '__parquet') }}
+{% macro raw_parquet_relation(table, schema=none) -%}
+    {{ return((schema or raw_source_schema(table)) ~ '.' ~ table ~ '__parquet') }}
 {%- endmacro %}
 
 {#- The Spark table listing raw table `table`'s files, one row per file (create_raw_sources()). -#}
-{% macro raw_listing_relation(table, schema='raw') -%}
-    {{ return(schema ~ '.' ~ table ~ '__files') }}
+{% macro raw_listing_relation(table, schema=none) -%}
+    {{ return((schema or raw_source_schema(table)) ~ '.' ~ table ~ '__files') }}
+{%- endmacro %}
+
+{#- The schema of the source table named `table` (its sources YAML); 'raw' at parse time. -#}
+{% macro raw_source_schema(table) -%}
+    {%- for node in graph.get('sources', {}).values() if node.name == table -%}
+        {{ return(node.schema) }}
+    {%- endfor -%}
+    {{ return('raw') }}
 {%- endmacro %}
 
 {#- The rows of each raw file of `table` (columns file_name, row_count), as a subquery. DuckDB
