@@ -34,7 +34,7 @@ from orchestration.assets.export import build_export_asset, build_mart_freshness
 from orchestration.assets.publish import PUBLISHED_KEY, build_publish_asset
 from orchestration.assets.raw import build_raw_checks, raw_asset_specs, raw_sources
 from orchestration.partitions import DAILY
-from orchestration.project import DBT_PROJECT, TRANSLATOR
+from orchestration.project import DBT_PROJECT, TRANSLATOR, project_schema
 
 NIGHTLY_JOB = "nightly"
 MARTS_SCHEMA = "marts"
@@ -64,7 +64,7 @@ def _models_in_schema(manifest: dict[str, Any], schema: str) -> list[dict[str, A
         (
             node
             for node in manifest["nodes"].values()
-            if node["resource_type"] == "model" and node["schema"] == schema
+            if node["resource_type"] == "model" and project_schema(node) == schema
         ),
         key=lambda node: node["name"],
     )
@@ -85,7 +85,7 @@ for node in _freshness_nodes:
     _checks.append(
         build_mart_freshness_check(
             get_asset_key_for_model([dbt_models], node["name"]),
-            f"{node['schema']}.{node['alias'] or node['name']}",
+            f"{project_schema(node)}.{node['alias'] or node['name']}",
         )
     )
 

@@ -124,6 +124,14 @@ def _build_project() -> DbtProject:
     return project
 
 
+def project_schema(dbt_resource_props: Mapping[str, Any]) -> str:
+    """A node's schema as the project names it (`marts`), whatever the engine's schema naming
+    makes of it (on Spark `<CALLMETRICS_SPARK_SCHEMA>_marts`): asset keys, groups and the marts
+    the publish step waits for are the same on every engine."""
+    custom = (dbt_resource_props.get("config") or {}).get("schema")
+    return str(custom or dbt_resource_props["schema"])
+
+
 class CallmetricsTranslator(DagsterDbtTranslator):
     """Asset keys `<schema>/<name>` (`marts/mart_metrics`), raw sources `raw/<table>`.
 
@@ -134,12 +142,12 @@ class CallmetricsTranslator(DagsterDbtTranslator):
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
         if dbt_resource_props["resource_type"] == "source":
             return AssetKey([RAW_GROUP, dbt_resource_props["name"]])
-        return AssetKey([dbt_resource_props["schema"], dbt_resource_props["name"]])
+        return AssetKey([project_schema(dbt_resource_props), dbt_resource_props["name"]])
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         if dbt_resource_props["resource_type"] == "source":
             return RAW_GROUP
-        return dbt_resource_props["schema"]
+        return project_schema(dbt_resource_props)
 
 
 DBT_PROJECT = _build_project()

@@ -150,17 +150,23 @@ def test_cli_status_stop_start_on_the_session_server(
     assert "started (pid" in capsys.readouterr().err
 
 
+def _model(spark_schema: str, schema: str, name: str, columns: dict[str, str]) -> dict:
+    return {"resource_type": "model", "schema": spark_schema, "name": name, "alias": name,
+            "config": {"schema": schema, "materialized": "table", "enabled": True},
+            "columns": {c: {"data_type": t} for c, t in columns.items()}}  # fmt: skip
+
+
 def test_copy_into_duckdb_keeps_declared_types_order_and_partitions(
     spark_server: Server, tmp_path: Path
 ) -> None:
     reset_spark(spark_server)
     try:
         for sql in (
-            "create schema marts",
-            "create schema staging",
+            "create schema t_marts",
+            "create schema t_staging",
             # partitioned tables: Spark moves the partition column to the end; a mart's
             # (_bucket_date) is not declared, so it is left out
-            "create table marts.mart_x using parquet partitioned by (call_date, _bucket_date) "
+            "create table t_marts.mart_x using parquet partitioned by (call_date, _bucket_date) "
             "as select * from values "
             "('org-1', timestamp'2025-01-10 10:15:00', date'2025-01-10', 3L, 1.25d, array(1, 2),"
             " date'2025-01-10'),"
@@ -168,25 +174,28 @@ def test_copy_into_duckdb_keeps_declared_types_order_and_partitions(
             " date'2025-01-11') "
             "as t(organization_id, bucket_start, call_date, total_calls, ms_sum, bins, "
             "_bucket_date)",
-            "create table marts.dim_empty using parquet as "
+            "create table t_marts.dim_empty using parquet as "
             "select cast('a' as string) as id, cast(1 as int) as n where false",
-            "create table staging.stg_platform__calls using parquet partitioned by (_loaded_at)"
+            # not a model of the manifest (a leftover of an incremental run): not copied
+            "create table t_marts.mart_x__dbt_new using parquet as select 1 as x",
+            "create table t_staging.stg_platform__calls using parquet partitioned by (_loaded_at)"
             " as select 'c-1' as id, timestamp'2025-01-12 08:00:00' as updated_at, "
             "timestamp'2026-12-06 07:45:01.123456' as _loaded_at",
-            "create table staging.not_copied using parquet as select 1 as x",
+            "create table t_staging.not_copied using parquet as select 1 as x",
         ):
             spark_sql(spark_server, sql)
         manifest = tmp_path / "manifest.json"
-        manifest.write_text(json.dumps({"nodes": {"model.callmetrics.mart_x": {
-            "resource_type": "model", "schema": "marts", "name": "mart_x", "alias": "mart_x",
-            "columns": {
-                "organization_id": {"data_type": "varchar"},
-                "bucket_start": {"data_type": "timestamp with time zone"},
-                "call_date": {"data_type": "date"},
-                "total_calls": {"data_type": "bigint"},
-                "ms_sum": {"data_type": "double"},
-                "bins": {"data_type": "integer[]"},
-            }}}}), encoding="utf-8")  # fmt: skip
+        nodes = {
+            "model.callmetrics.mart_x": _model("t_marts", "marts", "mart_x", {
+                "organization_id": "varchar", "bucket_start": "timestamp with time zone",
+                "call_date": "date", "total_calls": "bigint", "ms_sum": "double",
+                "bins": "integer[]"}),
+            "model.callmetrics.dim_empty": _model("t_marts", "marts", "dim_empty", {}),
+            "model.callmetrics.stg_platform__calls": _model(
+                "t_staging", "staging", "stg_platform__calls", {}),
+            "model.callmetrics.not_copied": _model("t_staging", "staging", "not_copied", {}),
+        }  # fmt: skip
+        manifest.write_text(json.dumps({"nodes": nodes}), encoding="utf-8")
         work = tmp_path / "work.duckdb"
         with duckdb.connect(str(work)) as con:
             con.execute("create schema marts")
@@ -219,7 +228,7 @@ def test_copy_into_duckdb_keeps_declared_types_order_and_partitions(
                 ("org-2", datetime(2025, 1, 11, 23, 45, tzinfo=UTC), date(2025, 1, 11), 0, 0.0,
                  []),
             ]  # fmt: skip
-            # an undeclared table keeps Spark's columns, in DuckDB's types
+            # a table without declared columns keeps Spark's, in DuckDB's types
             assert con.execute(
                 "select column_name, data_type from information_schema.columns "
                 "where table_schema = 'marts' and table_name = 'dim_empty' "
@@ -232,6 +241,6 @@ def test_copy_into_duckdb_keeps_declared_types_order_and_partitions(
             tables = {r[0] for r in con.execute(
                 "select table_schema || '.' || table_name from information_schema.tables"
             ).fetchall()}  # fmt: skip
-            assert "staging.not_copied" not in tables and "marts.mart_gone" not in tables
+            assert tables == {"marts.mart_x", "marts.dim_empty", "staging.stg_platform__calls"}
     finally:
         reset_spark(spark_server)

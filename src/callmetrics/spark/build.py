@@ -58,7 +58,7 @@ def check_loaded_target(settings: Settings, loaded: str | None) -> None:
     check_target(settings)
 
 
-def after_dbt(settings: Settings, work_path: Path, manifest_path: Path | None) -> str | None:
+def after_dbt(settings: Settings, work_path: Path, manifest_path: Path) -> str | None:
     """After a successful dbt build on Spark: its marts into the DuckDB work file; returns a
     line for the log (None on DuckDB, where dbt wrote the work file itself)."""
     if not on_spark(settings):

@@ -1,11 +1,13 @@
 """The marts Spark built, copied into the run's DuckDB work file.
 
-After `dbt build --target spark`, every table of Spark's `marts` schema (the call fact, the
-dimensions, the section marts and `section_columns`) and `staging.stg_platform__calls` (whose
-newest `updated_at` is the payloads' `dataAsOf`) are read into the DuckDB work file that
+After `dbt build --target spark`, every model of the project's `marts` schema (the call fact,
+the dimensions, the section marts and `section_columns`) and `staging.stg_platform__calls`
+(whose newest `updated_at` is the payloads' `dataAsOf`) are read into the DuckDB work file that
 publishing, the exporter, the API and PostgreSQL read on the DuckDB path too: past this step
-the two paths are one. The DuckDB `marts` schema then mirrors Spark's (a mart Spark has not is
-dropped).
+the two paths are one. The models are found in the manifest of the build, which also names
+their Spark schema (`<CALLMETRICS_SPARK_SCHEMA>_marts`: macros/generate_schema_name.sql); in
+DuckDB they keep the project's schema name (`marts.fct_calls`). The DuckDB `marts` schema then
+holds exactly those tables (one left by an earlier build is dropped).
 
 Spark is asked where each table lives (`describe table extended`); its tables are plain
 Parquet folders (`<location>/[<partition>=<value>/]part-*.parquet`), which DuckDB reads
@@ -21,7 +23,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +36,7 @@ from callmetrics.errors import UserError
 from callmetrics.settings import Settings
 
 MARTS_SCHEMA = "marts"
-# Tables outside the marts schema that the exporter reads (meta.dataAsOf).
+# Models outside the marts schema that the exporter reads (meta.dataAsOf): (schema, name).
 ALSO_COPIED = (("staging", "stg_platform__calls"),)
 
 _SIMPLE_TYPES = {
@@ -74,17 +76,22 @@ def duckdb_type(spark_type: str) -> str:
 
 @dataclass(frozen=True)
 class SparkTable:
-    """A table as Spark describes it."""
+    """A table as Spark describes it, and the DuckDB table it is copied to."""
 
-    schema: str
+    schema: str  # Spark's
     name: str
     columns: tuple[tuple[str, str], ...]  # (name, Spark type), Spark's order
     partition_columns: tuple[str, ...]
     location: str
+    target_schema: str = MARTS_SCHEMA  # DuckDB's: the project's schema name
 
     @property
     def qualified(self) -> str:
         return f"{self.schema}.{self.name}"
+
+    @property
+    def target(self) -> str:
+        return f"{self.target_schema}.{self.name}"
 
     def local_folder(self) -> Path:
         """The table's folder on this machine (a `file:` location or a plain path)."""
@@ -96,6 +103,41 @@ class SparkTable:
                 "(README, \"Spark\")"
             )
         return Path(unquote(parsed.path))
+
+
+@dataclass(frozen=True)
+class Model:
+    """A model to copy: where Spark has it, where DuckDB gets it, its declared columns."""
+
+    spark_schema: str
+    schema: str
+    name: str
+    declared: tuple[tuple[str, str], ...]  # (name, data_type or ''), YAML order
+
+
+def models_to_copy(manifest_path: Path) -> list[Model]:
+    """Every model of the project's marts schema, and ALSO_COPIED, from the build's manifest."""
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read the dbt manifest {manifest_path}: {exc}") from None
+    found: list[Model] = []
+    for node in manifest.get("nodes", {}).values():
+        if node.get("resource_type") != "model":
+            continue
+        config = node.get("config") or {}
+        if config.get("enabled") is False or config.get("materialized") == "ephemeral":
+            continue
+        schema = str(config.get("schema") or node["schema"])
+        name = str(node.get("alias") or node["name"])
+        if schema != MARTS_SCHEMA and (schema, name) not in ALSO_COPIED:
+            continue
+        declared = tuple(
+            (column_name, str(column.get("data_type") or ""))
+            for column_name, column in (node.get("columns") or {}).items()
+        )
+        found.append(Model(str(node["schema"]), schema, name, declared))
+    return sorted(found, key=lambda m: (m.schema, m.name))
 
 
 @dataclass(frozen=True)
@@ -142,15 +184,7 @@ def _rows(cursor: Any, sql: str) -> list[tuple[Any, ...]]:
     return [tuple(row) for row in cursor.fetchall()]
 
 
-def list_tables(cursor: Any, schema: str) -> list[str]:
-    """The tables (not temporary views) of a Spark schema; none when it does not exist."""
-    schemas = {row[0] for row in _rows(cursor, "show schemas")}
-    if schema not in schemas:
-        return []
-    return sorted(row[1] for row in _rows(cursor, f"show tables in {schema}") if not row[2])
-
-
-def describe(cursor: Any, schema: str, table: str) -> SparkTable:
+def describe(cursor: Any, schema: str, table: str, target_schema: str = MARTS_SCHEMA) -> SparkTable:
     """Columns, partition columns and location of a Spark table."""
     rows = _rows(cursor, f"describe table extended {schema}.{table}")
     columns: list[tuple[str, str]] = []
@@ -180,7 +214,9 @@ def describe(cursor: Any, schema: str, table: str) -> SparkTable:
             f"{schema}.{table} is a view on Spark, not a table: the marts must be materialized "
             "as tables to be copied"
         )
-    return SparkTable(schema, table, tuple(columns), tuple(partitions), details["Location"])
+    return SparkTable(
+        schema, table, tuple(columns), tuple(partitions), details["Location"], target_schema
+    )
 
 
 def _hidden(name: str) -> bool:
@@ -202,25 +238,6 @@ def data_files(folder: Path) -> list[Path]:
     return found
 
 
-def declared_columns(manifest_path: Path | None) -> dict[tuple[str, str], list[tuple[str, str]]]:
-    """(schema, model) -> its declared columns [(name, data_type or '')], YAML order."""
-    if manifest_path is None or not manifest_path.exists():
-        return {}
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    declared: dict[tuple[str, str], list[tuple[str, str]]] = {}
-    for node in manifest.get("nodes", {}).values():
-        if node.get("resource_type") != "model":
-            continue
-        columns = [
-            (name, str(column.get("data_type") or ""))
-            for name, column in (node.get("columns") or {}).items()
-        ]
-        if columns:
-            key = (node["schema"], node.get("alias") or node["name"])
-            declared[key] = columns
-    return declared
-
-
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -230,7 +247,7 @@ def _literal(text: str) -> str:
 
 
 def select_list(
-    table: SparkTable, declared: list[tuple[str, str]] | None
+    table: SparkTable, declared: tuple[tuple[str, str], ...] | None
 ) -> list[tuple[str, str]]:
     """The DuckDB table's columns [(name, DuckDB type)]: the declared ones in their order and
     type when Spark has them all, else Spark's columns with their DuckDB types."""
@@ -241,15 +258,18 @@ def select_list(
 
 
 def copy_table(
-    con: duckdb.DuckDBPyConnection, table: SparkTable, declared: list[tuple[str, str]] | None
+    con: duckdb.DuckDBPyConnection,
+    table: SparkTable,
+    declared: tuple[tuple[str, str], ...] | None,
 ) -> int:
-    """Replace the DuckDB table of the same name with Spark's rows; return the row count."""
-    for name in (table.schema, table.name, *(c for c, _ in table.columns)):
+    """Replace the DuckDB table `table.target` with Spark's rows; return the row count."""
+    names = (table.schema, table.target_schema, table.name, *(c for c, _ in table.columns))
+    for name in names:
         if not _IDENTIFIER.match(name):
             raise UserError(f"Spark table {table.qualified} has an unexpected name {name!r}")
     columns = select_list(table, declared)
-    target = f"{_quote(table.schema)}.{_quote(table.name)}"
-    con.execute(f"create schema if not exists {_quote(table.schema)}")
+    target = f"{_quote(table.target_schema)}.{_quote(table.name)}"
+    con.execute(f"create schema if not exists {_quote(table.target_schema)}")
     files = data_files(table.local_folder())
     if not files:
         definition = ", ".join(f"{_quote(n)} {kind}" for n, kind in columns)
@@ -277,32 +297,22 @@ def copy_table(
     return int(row[0]) if row else 0
 
 
-def copy_marts(
-    settings: Settings, work_path: Path, manifest_path: Path | None = None
-) -> CopyReport:
-    """Copy Spark's marts (and ALSO_COPIED) into the DuckDB file `work_path`."""
+def copy_marts(settings: Settings, work_path: Path, manifest_path: Path) -> CopyReport:
+    """Copy the marts (and ALSO_COPIED) that the dbt build in `manifest_path` wrote on Spark
+    into the DuckDB file `work_path`."""
     started = time.perf_counter()
-    declared = declared_columns(manifest_path)
+    models = models_to_copy(manifest_path)
+    if not any(m.schema == MARTS_SCHEMA for m in models):
+        raise UserError(f"the dbt manifest {manifest_path} has no model in schema '{MARTS_SCHEMA}'")
     with spark_cursor(settings) as cursor:
-        wanted = [(MARTS_SCHEMA, name) for name in list_tables(cursor, MARTS_SCHEMA)]
-        if not wanted:
-            raise UserError(
-                f"Spark at {settings.spark_host}:{settings.spark_port} has no tables in schema "
-                f"'{MARTS_SCHEMA}': the dbt build on Spark did not build the marts"
-            )
-        for schema, name in ALSO_COPIED:
-            if name in list_tables(cursor, schema):
-                wanted.append((schema, name))
-        tables = [describe(cursor, schema, name) for schema, name in wanted]
+        tables = [(describe(cursor, m.spark_schema, m.name, m.schema), m) for m in models]
     rows: dict[str, int] = {}
     with duckdb.connect(str(work_path)) as con:
         con.execute("set timezone = 'UTC'")
         con.execute("begin transaction")
-        for table in tables:
-            rows[table.qualified] = copy_table(
-                con, table, declared.get((table.schema, table.name))
-            )
-        kept = {t.name for t in tables if t.schema == MARTS_SCHEMA}
+        for table, model in tables:
+            rows[table.target] = copy_table(con, table, model.declared)
+        kept = {m.name for m in models if m.schema == MARTS_SCHEMA}
         dropped = _drop_others(con, kept)
         con.execute("commit")
         con.execute("checkpoint")
@@ -326,11 +336,3 @@ def _drop_others(con: duckdb.DuckDBPyConnection, kept: set[str]) -> list[str]:
         con.execute(f"drop {what} {_quote(MARTS_SCHEMA)}.{_quote(name)}")
         dropped.append(f"{MARTS_SCHEMA}.{name}")
     return sorted(dropped)
-
-
-def mirrored_tables(settings: Settings) -> Mapping[str, SparkTable]:
-    """What copy_marts would copy, as Spark describes it (for tests and the benchmark)."""
-    with spark_cursor(settings) as cursor:
-        names = [(MARTS_SCHEMA, n) for n in list_tables(cursor, MARTS_SCHEMA)]
-        names += [(s, n) for s, n in ALSO_COPIED if n in list_tables(cursor, s)]
-        return {f"{s}.{n}": describe(cursor, s, n) for s, n in names}
