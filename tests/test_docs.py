@@ -71,10 +71,9 @@ def test_publishing_md_names_the_assets_and_columns_of_the_code(tmp_path: Path) 
     named = set(re.findall(r"`((?:warehouse|exports)/\w+)`", PUBLISHING))
     assert named and named <= keys, named - keys
     store = WarehouseStore(tmp_path / "callmetrics.duckdb")
-    with store.build_slot() as slot:
-        with duckdb.connect(str(slot.path)) as con:
-            con.execute("create schema marts; create table marts.mart_x as select 1 as n")
-        slot.publish()
+    with duckdb.connect(str(store.prepare_work().path)) as con:
+        con.execute("create schema marts; create table marts.mart_x as select 1 as n")
+    store.publish_work()
     with duckdb.connect(str(store.link), read_only=True) as con:
         rows = con.execute("describe callmetrics.meta.warehouse_version").fetchall()
     columns = [row[0] for row in rows]

@@ -255,7 +255,20 @@ def run_build(full_refresh: bool = False) -> int:
     with BuildLock(store.versions_dir, settings.warehouse).hold() as stale:
         if stale is not None:
             report.say(f"  taking over a stale build lock ({stale.describe()}; no longer running)")
+        quiet = None if full_refresh else store.quiet_night(payload_folders(settings))
+        if quiet is not None:  # nothing arrived (callmetrics.arrivals): no dbt, no Dagster run
+            report.say(f"callmetrics build: done in {time.monotonic() - started:.1f} s: "
+                       f"{quiet.describe()}")  # fmt: skip
+            return 0
         return _run_job(settings, store, report, full_refresh, started)
+
+
+def payload_folders(settings: Settings) -> list[Path]:
+    """The export folders the nightly job writes for the day a build now runs for."""
+    from orchestration.assets.export import export_dir, export_windows
+
+    day = as_of_day(settings.raw_dir)
+    return [export_dir(settings) / day.isoformat() / name for name in export_windows(day)]
 
 
 def _run_job(
