@@ -265,15 +265,26 @@ class Settings:
         }
 
 
+def _as_written(value: Any) -> str:
+    """A default as one would write it in the variable ('' when unset)."""
+    if value is None:
+        return ""
+    if isinstance(value, Path) and value.is_relative_to(PROJECT_ROOT):
+        return str(value.relative_to(PROJECT_ROOT))
+    if isinstance(value, time):
+        return f"{value:%H:%M}"
+    if isinstance(value, timedelta):
+        return f"{value.total_seconds() / 3600:g}"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
 def documented() -> list[tuple[str, str, str]]:
     """(variable, default, meaning) of every setting: the README's table, in field order."""
     rows = []
     for spec in fields(Settings):
-        default = spec.default
-        if isinstance(default, Path) and default.is_relative_to(PROJECT_ROOT):
-            default = default.relative_to(PROJECT_ROOT)
-        shown = "" if default is None else str(default)
-        rows.append((spec.metadata["env"], shown, spec.metadata["doc"]))
+        rows.append((spec.metadata["env"], _as_written(spec.default), spec.metadata["doc"]))
     return rows
 
 
