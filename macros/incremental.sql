@@ -43,7 +43,7 @@
 {#- The glob pattern (a SQL string literal) of raw table `table`'s Parquet files, for the table
     functions that take a pattern (parquet_metadata). -#}
 {% macro raw_files_pattern(table) -%}
-    '{{ env_var("CALLMETRICS_RAW_DIR", "data/raw") }}/{{ table }}/**/*.parquet'
+    '{{ var("raw_dir", env_var("CALLMETRICS_RAW_DIR", "data/raw")) }}/{{ table }}/**/*.parquet'
 {%- endmacro %}
 
 {#- The files of raw table `table` (paths relative to its folder) not loaded yet, as a SQL list

@@ -44,5 +44,5 @@
 {#- The raw files of a table, one row per file (column `file`). A macro so that unit tests can
     replace the listing with fixed file names. -#}
 {% macro raw_files(table) -%}
-    glob('{{ env_var("CALLMETRICS_RAW_DIR", "data/raw") }}/{{ table }}/**/*.parquet')
+    glob('{{ var("raw_dir", env_var("CALLMETRICS_RAW_DIR", "data/raw")) }}/{{ table }}/**/*.parquet')
 {%- endmacro %}

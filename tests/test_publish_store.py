@@ -378,11 +378,10 @@ def test_rollback_command(
     assert "now serves v000001" in capsys.readouterr().err
     assert night_of(store.link) == 1
     # the Dagster UI is told which version is live now
-    from dagster import DagsterInstance
+    from callmetrics.orchestration.assets.publish import PUBLISHED_KEY
+    from callmetrics.orchestration.instance import open_instance
 
-    from orchestration.assets.publish import PUBLISHED_KEY
-
-    with DagsterInstance.get() as instance:
+    with open_instance() as instance:
         records = instance.fetch_observations(PUBLISHED_KEY, limit=1).records
     metadata = records[0].asset_observation.metadata  # type: ignore[union-attr]
     assert metadata["version"].value == "v000001"
