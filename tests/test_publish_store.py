@@ -269,13 +269,13 @@ def test_a_plain_warehouse_file_becomes_the_first_version(tmp_path: Path) -> Non
 
 def run_build_process(store: WarehouseStore, fault: str | None) -> int:
     """A real process that builds and publishes, killed by SIGKILL at `fault`."""
-    env = {**os.environ, "CALLMETRICS_FAULT_POINT": fault or ""}
+    env = dict(os.environ)
     code = textwrap.dedent(
         f"""
         from pathlib import Path
         from callmetrics.publishing import WarehouseStore
         from tests.test_publish_store import fake_build
-        store = WarehouseStore(Path({str(store.link)!r}), keep={store.keep})
+        store = WarehouseStore(Path({str(store.link)!r}), keep={store.keep}, fault={fault!r})
         fake_build(store.prepare_work().path)
         store.publish_work()
         """

@@ -27,6 +27,7 @@ from typing import Any, TextIO
 from dagster import BetaWarning, PreviewWarning, logger
 
 from callmetrics.errors import UserError
+from callmetrics.orchestration.assets.export import export_windows
 from callmetrics.orchestration.assets.publish import warehouse_store
 from callmetrics.orchestration.assets.raw import newest_value
 from callmetrics.orchestration.definitions import NIGHTLY_JOB, build_definitions
@@ -261,10 +262,8 @@ def run_build(full_refresh: bool = False, settings: Settings | None = None) -> i
 
 def payload_folders(settings: Settings) -> list[Path]:
     """The export folders the nightly job writes for the day a build now runs for."""
-    from orchestration.assets.export import export_dir, export_windows
-
-    day = as_of_day(settings.raw_dir)
-    return [export_dir(settings) / day.isoformat() / name for name in export_windows(day)]
+    day = as_of_day(settings)
+    return [settings.exports / day.isoformat() / name for name in export_windows(day)]
 
 
 def _run_job(

@@ -48,8 +48,6 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -77,20 +75,19 @@ from callmetrics.publishing.manifest import (
     number_of,
     version_name,
 )
-from callmetrics.settings import Settings, warehouse_env
+from callmetrics.settings import DEFAULT_KEEP_VERSIONS, KEEP_VERSIONS_ENV, Settings
 
-KEEP_ENV = "CALLMETRICS_KEEP_VERSIONS"
-DEFAULT_KEEP = 3
-# Test hook: the named point of a build kills its own process (SIGKILL), as a crash would.
-FAULT_POINT_ENV = "CALLMETRICS_FAULT_POINT"
+DEFAULT_KEEP = DEFAULT_KEEP_VERSIONS
 CURRENT = "current"
 WORK = "work"
 # in each version folder: the digest of each mart's Parquet copy (duck.table_digest)
 DIGESTS_FILE = "parquet-digests.json"
 
 
-def fault_point(name: str) -> None:
-    if os.environ.get(FAULT_POINT_ENV) == name:
+def fault_point(fault: str | None, name: str) -> None:
+    """Test hook (Settings.fault_point): the named point of a publish kills its own process
+    (SIGKILL), as a crash would."""
+    if fault == name:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -125,10 +122,16 @@ class PublishReport:
 
 class WarehouseStore:
     def __init__(
-        self, warehouse: Path, keep: int = DEFAULT_KEEP, raw_dir: Path | None = None
+        self,
+        warehouse: Path,
+        keep: int = DEFAULT_KEEP,
+        raw_dir: Path | None = None,
+        fault: str | None = None,
     ) -> None:
         if keep < 2:
-            raise UserError(f"{KEEP_ENV} must be 2 or more (the live and the previous version)")
+            raise UserError(
+                f"{KEEP_VERSIONS_ENV} must be 2 or more (the live and the previous version)"
+            )
         self.link = Path(os.path.abspath(warehouse))
         stem = self.link.stem
         self.versions_dir = self.link.with_name(f"{stem}.versions")
@@ -142,17 +145,18 @@ class WarehouseStore:
         self.keep = keep
         # the raw directory builds read: with it, each version records its inputs (arrivals)
         self.raw_dir = raw_dir
+        self.fault = fault
         self._lock = StoreLock(self.versions_dir / ".lock", str(self.link))
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> WarehouseStore:
         settings = settings or Settings.from_env()
-        text = os.environ.get(KEEP_ENV)
-        try:
-            keep = int(text) if text else DEFAULT_KEEP
-        except ValueError:
-            raise UserError(f"{KEEP_ENV}={text!r} is not a whole number") from None
-        return cls(settings.warehouse, keep=keep, raw_dir=settings.raw_dir)
+        return cls(
+            settings.warehouse,
+            keep=settings.keep_versions,
+            raw_dir=settings.raw_dir,
+            fault=settings.fault_point,
+        )
 
     # ----------------------------------------------------------------- reading the state
 
@@ -374,13 +378,6 @@ class WarehouseStore:
                 return _slot_of(self.work_path, info)
             return self.prepare_work(run_id=run_id)
 
-    @contextmanager
-    def building(self, run_id: str) -> Iterator[WorkSlot]:
-        """Point CALLMETRICS_WAREHOUSE (which dbt's profile reads) at the run's work file."""
-        work = self.ensure_work(run_id)
-        with warehouse_env(work.path):
-            yield work
-
     def prepare_work(self, run_id: str | None = None) -> WorkSlot:
         """Set up the work file a build writes (see the module docstring)."""
         started = time.perf_counter()
@@ -455,7 +452,7 @@ class WarehouseStore:
         """Audit the work file, stamp, checkpoint, export Parquet, switch the link.
 
         With `run_id`, only the work file that run prepared is published."""
-        fault_point("before_publish")
+        fault_point(self.fault, "before_publish")
         with self._lock.hold():
             t0 = time.perf_counter()
             manifest = self._state()
@@ -504,7 +501,7 @@ class WarehouseStore:
             except BaseException:
                 remove_tree(staging)
                 raise
-            fault_point("after_parquet")
+            fault_point(self.fault, "after_parquet")
             version_dir = self.version_dir(number)
             fsync_file(self.work_path)
             os.rename(self.work_dir, version_dir)
@@ -522,9 +519,9 @@ class WarehouseStore:
             manifest.history.append(version)
             manifest.last_number = number
             manifest.save(self.manifest_path)
-            fault_point("before_switch")
+            fault_point(self.fault, "before_switch")
             switch_symlink(self.link, self._link_target(number))  # the commit point
-            fault_point("after_switch")
+            fault_point(self.fault, "after_switch")
             switch_symlink(self.parquet_dir / CURRENT, name)
             t_switch = time.perf_counter()
             seconds = {

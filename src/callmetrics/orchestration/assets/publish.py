@@ -30,7 +30,7 @@ PUBLISHED_KEY = AssetKey(["warehouse", "published_version"])
 
 
 def warehouse_store(settings: Settings) -> WarehouseStore:
-    return WarehouseStore(settings.warehouse, keep=settings.keep_versions)
+    return WarehouseStore.from_settings(settings)
 
 
 def file_to_read(current: WarehouseStore, run_id: str) -> Path:
