@@ -43,7 +43,7 @@
 {#- The glob pattern (a SQL string literal) of raw table `table`'s Parquet files, for the table
     functions that take a pattern (parquet_metadata). -#}
 {% macro raw_files_pattern(table) -%}
-    '{{ env_var("CALLMETRICS_RAW_DIR", "data/raw") }}/{{ table }}/**/*.parquet'
+    '{{ var("raw_dir", env_var("CALLMETRICS_RAW_DIR", "data/raw")) }}/{{ table }}/**/*.parquet'
 {%- endmacro %}
 
 {#- The files of raw table `table` (paths relative to its folder) not loaded yet, as a SQL list
@@ -84,4 +84,81 @@
     stg_platform__call_versions (a marker row when it held none). -#}
 {% macro call_files_to_load() -%}
     {{ raw_files_to_load('calls', 'select distinct _source_file from ' ~ this) }}
+{%- endmacro %}
+
+{#- A compact stored key: the 64-bit hash of a text key (an event id). A model keeps it beside
+    the key so that re-delivery is found by scanning 8 bytes a row instead of the keys' text;
+    equal hashes are always confirmed on the key itself (a hash may collide). -#}
+{% macro key_hash(column) -%}
+    {{ return(adapter.dispatch('key_hash', 'callmetrics')(column)) }}
+{%- endmacro %}
+
+{% macro default__key_hash(column) -%}
+    hash({{ column }})
+{%- endmacro %}
+
+{#- Incremental strategy `replace_hashed_keys`: like delete+insert on `unique_key`, but the rows
+    to replace are found through the model's stored key hash (config `key_hash`, a column
+    holding key_hash(unique_key)): a scan of that 8-byte column, then the few candidates
+    confirmed on the key itself, then deleted by row id. A night whose keys are all new deletes
+    nothing and reads only the hash column. -#}
+{% macro get_incremental_replace_hashed_keys_sql(arg_dict) -%}
+    {{ return(adapter.dispatch('replace_hashed_keys_sql', 'callmetrics')(arg_dict)) }}
+{%- endmacro %}
+
+{% macro default__replace_hashed_keys_sql(arg_dict) -%}
+    {%- set target = arg_dict['target_relation'] -%}
+    {%- set source = arg_dict['temp_relation'] -%}
+    {%- set key = arg_dict['unique_key'] -%}
+    {%- set key_hash = config.require('key_hash') -%}
+    {%- set columns_csv = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+    delete from {{ target }}
+    where rowid in (
+        select candidates.stored_row
+        from (
+            select
+                rowid as stored_row,
+                {{ key }} as stored_key
+            from {{ target }}
+            where {{ key_hash }} in (select new_rows.{{ key_hash }} from {{ source }} as new_rows)
+        ) as candidates
+        semi join {{ source }} as new_rows
+            on candidates.stored_key = new_rows.{{ key }}
+    );
+
+
+    insert into {{ target }} ({{ columns_csv }})
+    select {{ columns_csv }}
+    from {{ source }}
+{%- endmacro %}
+
+{#- Sorted lists of doubles: what a model keeps per key so that an incremental run can add new
+    values to old ones and still sum them exactly as a full build does (ordered_sum sorts the
+    values, then adds them one by one: the same multiset gives the same double).
+    sorted_values: the aggregate, an empty list when no row qualifies;
+    merge_sorted: two such lists as one (either may be null);
+    sorted_values_sum: the ordered sum of such a list (0 for an empty list). -#}
+{% macro sorted_values(column, where=none) -%}
+    {{ return(adapter.dispatch('sorted_values', 'callmetrics')(column, where)) }}
+{%- endmacro %}
+
+{% macro default__sorted_values(column, where=none) -%}
+    {%- set filtered = ' filter (where ' ~ where ~ ')' if where else '' -%}
+    coalesce(list_sort(list({{ column }}){{ filtered }}), cast([] as double[]))
+{%- endmacro %}
+
+{% macro merge_sorted(left, right) -%}
+    {{ return(adapter.dispatch('merge_sorted', 'callmetrics')(left, right)) }}
+{%- endmacro %}
+
+{% macro default__merge_sorted(left, right) -%}
+    list_sort(list_concat(coalesce({{ left }}, []), coalesce({{ right }}, [])))
+{%- endmacro %}
+
+{% macro sorted_values_sum(values) -%}
+    {{ return(adapter.dispatch('sorted_values_sum', 'callmetrics')(values)) }}
+{%- endmacro %}
+
+{% macro default__sorted_values_sum(values) -%}
+    coalesce(list_sum({{ values }}), 0)
 {%- endmacro %}

@@ -6,13 +6,15 @@
       'buckets'  the rows of every (organization, bucket) touched since the model's last load
                  (macros/touched_buckets.sql): fct_calls and the section marts.
 
-    DuckDB deletes, then inserts: strategy delete+insert, or replace_buckets for buckets.
+    DuckDB deletes, then inserts: strategy delete+insert, replace_hashed_keys when the model
+    keeps a hash of its key (`key_hash`: the column, macros/incremental.sql), or replace_buckets
+    for buckets.
     Spark (plain Parquet tables refuse delete, merge and custom strategies) overwrites whole
     partitions: insert_overwrite, partitioned by the load (`_loaded_at`: one partition per run)
     for keys and by the bucket's UTC date (`_bucket_date`, spark_partition_column()) for
     buckets; get_insert_overwrite_sql() below writes each touched partition again with its
     kept rows and the run's rows, and drops a partition left empty. -#}
-{% macro incremental_config(replaces, unique_key=none) -%}
+{% macro incremental_config(replaces, unique_key=none, key_hash=none) -%}
     {%- set found = {
         'materialized': 'incremental',
         'on_schema_change': 'fail',
@@ -30,6 +32,8 @@
         }) -%}
     {%- elif replaces == 'buckets' -%}
         {%- do found.update({'incremental_strategy': 'replace_buckets'}) -%}
+    {%- elif key_hash is not none -%}
+        {%- do found.update({'incremental_strategy': 'replace_hashed_keys', 'key_hash': key_hash}) -%}
     {%- else -%}
         {%- do found.update({'incremental_strategy': 'delete+insert'}) -%}
     {%- endif -%}

@@ -96,3 +96,23 @@
         {%- endfor %}
     ) as ({{ name_column }}, {{ value_column }})
 {%- endmacro %}
+
+{#- Spark forms of the sorted-values pieces (macros/incremental.sql) and of the key hash. -#}
+{% macro spark__sorted_values(column, where=none) -%}
+    {%- set filtered = ' filter (where ' ~ where ~ ')' if where else '' -%}
+    array_sort(collect_list(cast({{ column }} as double)){{ filtered }})
+{%- endmacro %}
+
+{#- null lists left out, then the two concatenated and sorted -#}
+{% macro spark__merge_sorted(left, right) -%}
+    array_sort(flatten(filter(array({{ left }}, {{ right }}), part -> part is not null)))
+{%- endmacro %}
+
+{% macro spark__sorted_values_sum(values) -%}
+    coalesce(aggregate({{ values }}, cast(null as double), (total, value) -> coalesce(total + value, value)), 0)
+{%- endmacro %}
+
+{#- Spark's hash() has 32 bits; xxhash64 has 64, as DuckDB's hash(). -#}
+{% macro spark__key_hash(column) -%}
+    xxhash64({{ column }})
+{%- endmacro %}

@@ -23,7 +23,7 @@
 
 {% macro spark__create_raw_sources() -%}
     {%- if execute -%}
-        {%- set raw_dir = env_var("CALLMETRICS_RAW_DIR", "data/raw") -%}
+        {%- set raw_dir = var("raw_dir", env_var("CALLMETRICS_RAW_DIR", "data/raw")) -%}
         {%- set schemas = [] -%}
         {%- for node in graph.sources.values() | sort(attribute='name') -%}
             {%- if node.schema not in schemas -%}

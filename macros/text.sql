@@ -130,7 +130,7 @@
 {%- endmacro %}
 
 {% macro default__raw_files(table) -%}
-    glob('{{ env_var("CALLMETRICS_RAW_DIR", "data/raw") }}/{{ table }}/**/*.parquet')
+    glob('{{ var("raw_dir", env_var("CALLMETRICS_RAW_DIR", "data/raw")) }}/{{ table }}/**/*.parquet')
 {%- endmacro %}
 
 {#- Spark: the file listing table made by create_raw_sources() (a binaryFile table: it lists

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from callmetrics.publishing import postgres_server as server
+from callmetrics.settings import POSTGRES_DIR_ENV, POSTGRES_PORT_ENV, Settings
 
 
 def _free_port() -> int:
@@ -50,10 +51,10 @@ def postgres_server() -> Iterator[server.Server]:
 
     base = Path(tempfile.mkdtemp(prefix="callmetrics-pg-test-"))
     base.chmod(0o755)  # the postgres user runs the server below it
-    saved = {k: os.environ.get(k) for k in (server.DIR_ENV, server.PORT_ENV)}
-    os.environ[server.DIR_ENV] = str(base)
-    os.environ[server.PORT_ENV] = str(_free_port())
-    where = server.Server.from_env()
+    saved = {k: os.environ.get(k) for k in (POSTGRES_DIR_ENV, POSTGRES_PORT_ENV)}
+    os.environ[POSTGRES_DIR_ENV] = str(base)
+    os.environ[POSTGRES_PORT_ENV] = str(_free_port())
+    where = server.Server.from_settings(Settings.from_env())
     try:
         assert main(["postgres", "start"]) == 0
         pid = where.pid()

@@ -175,10 +175,12 @@ def test_targets_apply_at_their_scale_only() -> None:
 # -- a tiny run of the whole harness ---------------------------------------------------------
 
 TINY_STEPS = (
-    "generate", "inspect", "floor", "naive", "prepare", "build", "quiet_build", "export_org_30d",
-    "export_reseller_30d", "export_all_orgs_whole", "export_all", "increment_generate",
-    "increment_build",
+    "generate", "inspect", "floor", "naive", "prepare", "build", "quiet_build", "touched_build",
+    "export_org_30d", "export_reseller_30d", "export_all_orgs_whole", "export_all",
+    "increment_generate", "increment_build",
 )  # fmt: skip
+# A quiet night runs neither dbt nor the job: its dbt figures are zero.
+ZERO_FIGURES = ("quiet_dbt_tests_seconds",)
 
 
 @pytest.fixture(scope="module")
@@ -200,6 +202,9 @@ def test_tiny_run_measures_every_step(tiny_run: tuple[Report, Path]) -> None:
         assert run["cpu_seconds"] > 0, key
     for name, value in report.figures.items():
         assert value is not None, f"figure {name} is missing"
+        if name in ZERO_FIGURES:
+            assert value == 0, f"figure {name} = {value}"
+            continue
         assert math.isfinite(value) and value > 0, f"figure {name} = {value}"
     assert report.runs["export_org_30d"]["figures"]["runs"] == 100
     assert report.runs["export_reseller_30d"]["figures"]["runs"] == 100
@@ -222,7 +227,10 @@ def test_tiny_run_references_agree_with_the_product(tiny_run: tuple[Report, Path
 
 def test_tiny_run_reads_dbt_timing_apart(tiny_run: tuple[Report, Path]) -> None:
     report, _ = tiny_run
-    for key in ("build", "quiet_build", "increment_build"):
+    quiet = report.runs["quiet_build"]["figures"]
+    assert quiet["dbt_run_results"] == 0 and quiet["dagster_steps"] == {}
+    assert quiet["seconds"] < report.runs["touched_build"]["figures"]["seconds"]
+    for key in ("build", "touched_build", "increment_build"):
         figures = report.runs[key]["figures"]
         assert figures["dbt_model_count"] >= 10, key
         assert figures["dbt_test_count"] >= 10, key

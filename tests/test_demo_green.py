@@ -12,7 +12,6 @@ from pathlib import Path
 import duckdb
 from dagster import DagsterInstance, build_schedule_context
 
-from callmetrics.settings import RAW_DIR_ENV, WAREHOUSE_ENV, Settings
 from tests.clirun import cli
 from tests.conftest import pointed_at
 
@@ -40,22 +39,20 @@ def test_default_demo_data_ends_yesterday_and_the_first_tick_passes_its_checks(
     assert datetime.combine(yesterday, time(), UTC) <= newest
     assert newest < datetime.combine(yesterday, time(), UTC) + timedelta(days=2)
 
-    from callmetrics.pipeline import prepare_environment
-    from orchestration.definitions import NIGHTLY_JOB, defs
+    from callmetrics.orchestration.definitions import NIGHTLY_JOB, defs
 
-    schedule = defs.resolve_schedule_def("nightly_schedule")
-    assert schedule.default_status.value == "RUNNING"  # on as soon as the daemon runs
     with pointed_at(raw, warehouse):
-        prepare_environment(Settings.from_env())
-        assert os.environ[RAW_DIR_ENV] == str(raw) and os.environ[WAREHOUSE_ENV] == str(warehouse)
-        with DagsterInstance.get() as instance:
-            tick_at = datetime.combine(now.date(), time(2, 0), UTC)
-            context = build_schedule_context(instance=instance, scheduled_execution_time=tick_at)
-            requests = list(schedule.evaluate_tick(context).run_requests or [])
-            assert [r.partition_key for r in requests] == [yesterday.isoformat()]
-            result = defs.resolve_job_def(NIGHTLY_JOB).execute_in_process(
-                instance=instance, partition_key=requests[0].partition_key, raise_on_error=False
-            )
+        loaded = defs()  # as `dagster dev` loads them, from the environment
+    schedule = loaded.resolve_schedule_def("nightly_schedule")
+    assert schedule.default_status.value == "RUNNING"  # on as soon as the daemon runs
+    with DagsterInstance.ephemeral() as instance:
+        tick_at = datetime.combine(now.date(), time(2, 0), UTC)
+        context = build_schedule_context(instance=instance, scheduled_execution_time=tick_at)
+        requests = list(schedule.evaluate_tick(context).run_requests or [])
+        assert [r.partition_key for r in requests] == [yesterday.isoformat()]
+        result = loaded.resolve_job_def(NIGHTLY_JOB).execute_in_process(
+            instance=instance, partition_key=requests[0].partition_key, raise_on_error=False
+        )
     assert result.success
     evaluations = [
         e.event_specific_data

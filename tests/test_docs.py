@@ -50,11 +50,10 @@ def test_docs_metrics_defines_every_field_of_the_payload() -> None:
 
 
 def test_readme_where_things_are_matches_the_code(tmp_path: Path) -> None:
-    from callmetrics.settings import Settings
-    from orchestration.assets.export import EXPORT_DIR_ENV, export_dir
+    from callmetrics.settings import EXPORT_DIR_ENV, Settings
 
     settings = Settings(raw_dir=tmp_path / "raw", warehouse=tmp_path / "wh" / "callmetrics.duckdb")
-    assert export_dir(settings) == tmp_path / "wh" / "exports"
+    assert settings.exports == tmp_path / "wh" / "exports"
     assert "`data/warehouse/exports/<day>/day/`" in README and EXPORT_DIR_ENV in README
     assert "callmetrics.versions/vNNNNNN/callmetrics.duckdb" in README
     # fct_calls has no Parquet copy, and the README says so instead of claiming every mart
@@ -65,16 +64,15 @@ def test_readme_where_things_are_matches_the_code(tmp_path: Path) -> None:
 
 
 def test_publishing_md_names_the_assets_and_columns_of_the_code(tmp_path: Path) -> None:
-    from orchestration.definitions import defs
+    from callmetrics.orchestration.definitions import defs
 
-    keys = {"/".join(k.path) for k in defs.resolve_all_asset_keys()}
+    keys = {"/".join(k.path) for k in defs().resolve_all_asset_keys()}
     named = set(re.findall(r"`((?:warehouse|exports)/\w+)`", PUBLISHING))
     assert named and named <= keys, named - keys
     store = WarehouseStore(tmp_path / "callmetrics.duckdb")
-    with store.build_slot() as slot:
-        with duckdb.connect(str(slot.path)) as con:
-            con.execute("create schema marts; create table marts.mart_x as select 1 as n")
-        slot.publish()
+    with duckdb.connect(str(store.prepare_work().path)) as con:
+        con.execute("create schema marts; create table marts.mart_x as select 1 as n")
+    store.publish_work()
     with duckdb.connect(str(store.link), read_only=True) as con:
         rows = con.execute("describe callmetrics.meta.warehouse_version").fetchall()
     columns = [row[0] for row in rows]

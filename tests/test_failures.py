@@ -138,7 +138,7 @@ def test_a_full_disk_fails_one_step_cleanly_and_the_retry_succeeds(
         used = os.statvfs(folder)
         used_kib = (used.f_blocks - used.f_bfree) * used.f_frsize // 1024
         resize(folder, f"{used_kib + 512}k")
-        second = cli(raw, warehouse, "build")
+        second = cli(raw, warehouse, "build", "--full-refresh")  # the same raw files: not quiet
         line = one_line(second, 1, "callmetrics build: error:", "No space left on device",
                         "copying v000001 into the work file", "v000001 keeps serving")  # fmt: skip
         assert "build.log" in line
@@ -158,7 +158,7 @@ def test_a_full_disk_fails_one_step_cleanly_and_the_retry_succeeds(
         assert not [p for p in folder.iterdir() if p.name.startswith(".payload.json")]
         filler.unlink()
         resize(folder, "256m")  # space freed: the same build now succeeds
-        third = cli(raw, warehouse, "build")
+        third = cli(raw, warehouse, "build", "--full-refresh")
         assert third.returncode == 0, third.stderr
         assert os.readlink(warehouse) == "callmetrics.versions/v000002/callmetrics.duckdb"
 

@@ -80,9 +80,11 @@ class Scenario:
 
 def compared_models() -> list[str]:
     """`schema.name` of every model to compare, from the dbt manifest."""
-    from orchestration.project import DBT_PROJECT
+    from callmetrics.orchestration.definitions import project_for
+    from callmetrics.settings import Settings
 
-    manifest = json.loads(Path(DBT_PROJECT.manifest_path).read_text(encoding="utf-8"))
+    path = project_for(Settings.from_env()).manifest_path
+    manifest = json.loads(Path(path).read_text(encoding="utf-8"))
     models = sorted(
         f"{n['schema']}.{n['alias'] or n['name']}"
         for n in manifest["nodes"].values()

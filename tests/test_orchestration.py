@@ -1,4 +1,4 @@
-"""The Dagster definitions (orchestration/definitions.py) and the `nightly` job end to end.
+"""The Dagster definitions (callmetrics.orchestration.definitions) and the `nightly` job end to end.
 
 - The definitions load and hold the nightly job, its schedule, every dbt node as an asset and
   every dbt test as an asset check (compared with the dbt manifest, not with a count).
@@ -26,7 +26,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from callmetrics.settings import PROJECT_ROOT
+from callmetrics.settings import NIGHTLY_AT_ENV, PROJECT_ROOT, Settings, SettingsError
 from tests.conftest import build, pointed_at
 
 NIGHTLY_JOB = "nightly"
@@ -40,24 +40,32 @@ SMALL_DAYS = 10
 # ------------------------------------------------------------------------------ helpers
 
 
-@pytest.fixture(scope="module")
-def definitions() -> Any:
-    """`orchestration.definitions` as Dagster loads it (parsing the dbt project if needed)."""
+def definitions_for(settings: Settings) -> Any:
+    """The definitions for `settings`, as Dagster loads them (parsing the dbt project if
+    needed)."""
     from dagster import BetaWarning, PreviewWarning
+
+    from callmetrics.orchestration.definitions import build_definitions
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", BetaWarning)
         warnings.simplefilter("ignore", PreviewWarning)
-        import orchestration.definitions as module
-    return module
+        return build_definitions(settings)
+
+
+@pytest.fixture(scope="module")
+def definitions() -> Any:
+    """The definitions of the environment's settings (what `dagster dev` loads)."""
+    return definitions_for(Settings.from_env())
 
 
 @pytest.fixture(scope="module")
 def manifest(definitions: Any) -> dict[str, Any]:
     """The dbt manifest the definitions were built from, read from disk again."""
-    from orchestration.project import DBT_PROJECT
+    from callmetrics.orchestration.definitions import project_for
 
-    return json.loads(Path(DBT_PROJECT.manifest_path).read_text(encoding="utf-8"))
+    path = project_for(Settings.from_env()).manifest_path
+    return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
 def dbt_nodes(manifest: dict[str, Any], *kinds: str) -> list[dict[str, Any]]:
@@ -108,7 +116,7 @@ def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
 def test_definitions_load_with_the_nightly_job(definitions: Any) -> None:
     from dagster import Definitions
 
-    defs = definitions.defs
+    defs = definitions
     Definitions.validate_loadable(defs)
     job = defs.resolve_job_def(NIGHTLY_JOB)
     graph = defs.resolve_asset_graph()
@@ -125,9 +133,9 @@ def test_definitions_load_with_the_nightly_job(definitions: Any) -> None:
 def test_schedule_runs_the_nightly_job_at_two_utc_by_default(definitions: Any) -> None:
     from dagster import DefaultScheduleStatus
 
-    if os.environ.get(definitions.NIGHTLY_AT_ENV):
-        pytest.skip(f"{definitions.NIGHTLY_AT_ENV} is set in this environment")
-    schedule = definitions.defs.resolve_schedule_def(SCHEDULE)
+    if os.environ.get(NIGHTLY_AT_ENV):
+        pytest.skip(f"{NIGHTLY_AT_ENV} is set in this environment")
+    schedule = definitions.resolve_schedule_def(SCHEDULE)
     assert schedule.job_name == NIGHTLY_JOB
     assert schedule.default_status == DefaultScheduleStatus.RUNNING
     assert schedule.execution_timezone == "UTC"  # explicit, not the host's
@@ -139,8 +147,8 @@ def test_schedule_time_comes_from_the_environment() -> None:
     would load it."""
     code = (
         "import warnings; warnings.simplefilter('ignore')\n"
-        "from orchestration.definitions import defs\n"
-        "s = defs.resolve_schedule_def('nightly_schedule')\n"
+        "from callmetrics.orchestration.definitions import defs\n"
+        "s = defs().resolve_schedule_def('nightly_schedule')\n"
         "print(s.cron_schedule, s.execution_timezone, sep='|')\n"
     )
     env = {**os.environ, "CALLMETRICS_NIGHTLY_AT": "03:45"}
@@ -151,14 +159,13 @@ def test_schedule_time_comes_from_the_environment() -> None:
 
 
 @pytest.mark.parametrize("text", ["24:00", "2am", "02:60", "-1:30"])
-def test_a_bad_schedule_time_is_refused_with_the_variable_named(definitions: Any,
-                                                                text: str) -> None:
-    with pytest.raises(ValueError, match=definitions.NIGHTLY_AT_ENV):
-        definitions.nightly_at(text)
+def test_a_bad_schedule_time_is_refused_with_the_variable_named(text: str) -> None:
+    with pytest.raises(SettingsError, match=f"^{NIGHTLY_AT_ENV}='{text}' is not a time of day"):
+        Settings.from_env({NIGHTLY_AT_ENV: text})
 
 
 def test_every_dbt_node_is_an_asset(definitions: Any, manifest: dict[str, Any]) -> None:
-    graph = definitions.defs.resolve_asset_graph()
+    graph = definitions.resolve_asset_graph()
     materializable = {k.to_user_string() for k in graph.materializable_asset_keys}
     models = dbt_nodes(manifest, "model")
     assert models, "the manifest lists no model"
@@ -175,7 +182,7 @@ def test_every_dbt_node_is_an_asset(definitions: Any, manifest: dict[str, Any]) 
 
 
 def test_every_dbt_test_is_an_asset_check(definitions: Any, manifest: dict[str, Any]) -> None:
-    graph = definitions.defs.resolve_asset_graph()
+    graph = definitions.resolve_asset_graph()
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     tests = dbt_nodes(manifest, "test")
     assert tests, "the manifest lists no dbt test"
@@ -211,9 +218,9 @@ def test_nightly_job_materializes_every_asset_and_every_check_passes(
     warehouse = tmp_path / "warehouse" / "callmetrics.duckdb"
     warehouse.parent.mkdir()
     day = newest_call_day(raw)
-    defs = definitions.defs
+    defs = definitions_for(Settings(raw_dir=raw, warehouse=warehouse))
     graph = defs.resolve_asset_graph()
-    with pointed_at(raw, warehouse), DagsterInstance.ephemeral() as instance:
+    with DagsterInstance.ephemeral() as instance:
         result = defs.resolve_job_def(NIGHTLY_JOB).execute_in_process(
             instance=instance, partition_key=day.isoformat(), raise_on_error=False
         )

@@ -24,7 +24,7 @@ import pytest
 
 from callmetrics.publishing import postgres, postgres_roles
 from callmetrics.publishing.manifest import Version
-from callmetrics.settings import PROJECT_ROOT
+from callmetrics.settings import PROJECT_ROOT, Settings
 from tests.conftest import BuiltWarehouse
 from tests.postgres_fixtures import PostgresDatabase, unique_role
 
@@ -77,8 +77,12 @@ def pg_rows(con: psycopg.Connection, table: str) -> list:
     return _norm(con.execute(f"select * from marts.{table} order by {order}").fetchall())
 
 
-def publish(db: PostgresDatabase, path: Path, number: int) -> postgres.PostgresReport:
-    return postgres.publish_duckdb_version(db.url, path, number, f"v{number:06d}", keep=3)
+def publish(
+    db: PostgresDatabase, path: Path, number: int, settings: Settings | None = None
+) -> postgres.PostgresReport:
+    return postgres.publish_duckdb_version(
+        db.url, path, number, f"v{number:06d}", keep=3, settings=settings
+    )
 
 
 def login(db: PostgresDatabase, scope: str, scope_id: str | None) -> psycopg.Connection:
@@ -337,11 +341,8 @@ def test_a_failed_load_leaves_the_served_version_and_says_so(
             old_rows,
         )
         # an injected failure in process: one line naming what still serves
-        monkey = pytest.MonkeyPatch()
-        monkey.setenv("CALLMETRICS_FAULT_POINT", "postgres_load_error")
         with pytest.raises(postgres.PostgresError) as failed:
-            publish(pg_database, changed, 2)
-        monkey.undo()
+            publish(pg_database, changed, 2, Settings(fault_point="postgres_load_error"))
         message = str(failed.value)
         assert "\n" not in message
         assert "injected failure" in message and "keeps serving v000001" in message
@@ -369,23 +370,19 @@ def test_rollback_serves_the_previous_version_again_and_pruning_keeps_three(
         assert platform.execute("select count(*) from marts.mart_metrics").fetchone() == (
             new_count,
         )
-        line = postgres.follow_rollback(Version(number=1, published_at=""))
-        # the rollback hook reads CALLMETRICS_POSTGRES_URL; unset, it does nothing
+        line = postgres.follow_rollback(Version(number=1, published_at=""), Settings())
+        # the rollback hook follows CALLMETRICS_POSTGRES_URL; unset, it does nothing
         assert line is None
-        monkey = pytest.MonkeyPatch()
-        monkey.setenv(postgres.URL_ENV, pg_database.url)
-        try:
-            assert postgres.follow_rollback(Version(number=1, published_at="")) == (
-                "PostgreSQL now serves v000001"
-            )
-            assert platform.execute("select count(*) from marts.mart_metrics").fetchone() == (
-                old_rows,
-            )
-            assert postgres.follow_rollback(Version(number=1, published_at="")) == (
-                "PostgreSQL already serves v000001"
-            )
-        finally:
-            monkey.undo()
+        configured = Settings(postgres_url=pg_database.url)
+        assert postgres.follow_rollback(Version(number=1, published_at=""), configured) == (
+            "PostgreSQL now serves v000001"
+        )
+        assert platform.execute("select count(*) from marts.mart_metrics").fetchone() == (
+            old_rows,
+        )
+        assert postgres.follow_rollback(Version(number=1, published_at=""), configured) == (
+            "PostgreSQL already serves v000001"
+        )
         # later versions: only the newest three are kept, older schemas are dropped
         for number in (3, 4, 5):
             source = changed if number % 2 else warehouse

@@ -351,13 +351,15 @@ def test_killed_and_failed_builds_never_touch_the_published_warehouse(tmp_path: 
         "START sql incremental model intermediate.int_calls",  # during models
         "START test primary_key_fct_calls_call_id",  # during tests, marts already rewritten
     ):
-        status, _err = build(project, kill_at=kill_at)
+        # the same raw files: a plain build would find nothing arrived and run nothing
+        status, _err = build(project, "--full-refresh", kill_at=kill_at)
         assert status == -signal.SIGKILL
         assert (project.versions / "work" / "callmetrics.duckdb").exists()
         assert project.fingerprint() == before, kill_at
         assert assert_reconciles(project) == COUNTED_CALLS
 
-    status, _err = build(project, fault="before_publish")  # every test passed, then killed
+    # every test passed, then killed
+    status, _err = build(project, "--full-refresh", fault="before_publish")
     assert status == -signal.SIGKILL
     assert project.fingerprint() == before
     assert assert_reconciles(project) == COUNTED_CALLS
@@ -373,9 +375,10 @@ def test_killed_and_failed_builds_never_touch_the_published_warehouse(tmp_path: 
     # v000001 keeps serving what it was built from: the raw calls without the bad file
     assert assert_reconciles(project, not_yet_written=(bad,)) == COUNTED_CALLS
 
-    # the next run recovers by itself: no clean-up, the bad extract removed
+    # the next run recovers by itself: no clean-up, the bad extract removed (the raw files are
+    # v000001's again: a plain build would find nothing arrived)
     bad.unlink()
-    status, err = build(project)
+    status, err = build(project, "--full-refresh")
     assert status == 0, err
     assert project.live_name() == "v000002"
     assert project.manifest()["history"][-1]["method"] == "copy"

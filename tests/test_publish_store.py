@@ -24,6 +24,7 @@ import pytest
 from callmetrics.errors import UserError
 from callmetrics.publishing import WarehouseStore
 from callmetrics.publishing.duck import storage_version
+from callmetrics.publishing.files import remove_tree
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -64,10 +65,11 @@ def sha256(path: Path) -> str:
 
 
 def build(store: WarehouseStore) -> str:
-    with store.build_slot() as slot:
-        fake_build(slot.path)
-        slot.publish()
-        return slot.work.method
+    """Prepare the work file, build one night into it, publish it (as the nightly job does)."""
+    work = store.prepare_work()
+    fake_build(work.path)
+    store.publish_work()
+    return work.method
 
 
 @pytest.fixture()
@@ -90,7 +92,14 @@ def test_first_build_publishes_a_compatible_checkpointed_version(store: Warehous
     live = store.live()
     assert live is not None
     assert live.row_counts == {"fct_rows": 1, "mart_a": 1, "mart_b": 1}
-    assert set(live.publish_seconds) == {"prepare", "checkpoint", "parquet", "switch", "total"}
+    assert set(live.publish_seconds) == {
+        "prepare",
+        "checkpoint",
+        "parquet",
+        "parquet_kept",
+        "switch",
+        "total",
+    }
     current = store.parquet_dir / "current"
     assert os.readlink(current) == "v000001"
     # marts only, one folder each; the fact table stays in DuckDB
@@ -98,16 +107,29 @@ def test_first_build_publishes_a_compatible_checkpointed_version(store: Warehous
     assert pq.read_table(current / "mart_b").column("n").to_pylist() == [1]
 
 
-def test_builds_reuse_the_oldest_free_version_and_carry_the_snapshots(
+def test_builds_reuse_the_oldest_free_version_brought_to_the_live_bytes(
     store: WarehouseStore,
 ) -> None:
-    methods = [build(store) for _ in range(6)]
-    # live and previous are never written; the third kept version is free from night 4 on
-    assert methods == ["fresh", "copy", "copy", "reuse", "reuse", "reuse"]
+    methods = [build(store) for _ in range(3)]
+    assert methods == ["fresh", "copy", "copy"]
+    live_path = store.live_path()
+    assert live_path is not None
+    live_bytes = sha256(live_path)
+    work = store.prepare_work()
+    # live and previous are never written; the third kept version is free from night 4 on.
+    # Its file is brought to the live version's bytes (only differing blocks rewritten), so
+    # the build starts from the live state and applies nothing of the nights before twice.
+    assert (work.method, work.reused, work.base) == ("reuse", 1, 3)
+    assert sha256(work.path) == live_bytes
+    assert work.rewritten_bytes is not None
+    assert 0 < work.rewritten_bytes <= work.path.stat().st_size
+    fake_build(work.path)
+    store.publish_work()
+    methods += [build(store) for _ in range(2)]
+    assert methods == ["fresh", "copy", "copy", "reuse", "reuse"]
     assert [v.name for v in store.versions()] == ["v000004", "v000005", "v000006"]
-    assert [v.base for v in store.versions()] == [1, 2, 3]
-    # v000004 was built in v000001's file (night 1) yet holds all four nights: the snapshot came
-    # from the live version, and the marts follow it
+    assert [v.base for v in store.versions()] == [3, 4, 5]
+    # v000004 was written in v000001's file (night 1) yet holds all four nights
     for version, night in zip(store.versions(), (4, 5, 6), strict=True):
         assert night_of(store.version_path(version.number)) == night
     assert night_of(store.link) == 6
@@ -121,6 +143,30 @@ def test_builds_reuse_the_oldest_free_version_and_carry_the_snapshots(
         "v000005",
         "v000006",
     ]
+
+
+def test_unchanged_marts_keep_their_parquet_file(store: WarehouseStore) -> None:
+    build(store)
+    build(store)
+    first = store.parquet_dir / "v000002"
+    # a night that changes mart_b only: mart_a's Parquet copy is the previous file, linked
+    work = store.prepare_work()
+    with duckdb.connect(str(work.path)) as con:
+        con.execute("insert into marts.mart_b values (100)")
+    report = store.publish_work()
+    assert report.seconds["parquet_kept"] == 1
+    second = store.parquet_dir / "v000003"
+    a_before, a_after = first / "mart_a" / "part-0.parquet", second / "mart_a" / "part-0.parquet"
+    assert a_after.stat().st_ino == a_before.stat().st_ino
+    b_before, b_after = first / "mart_b" / "part-0.parquet", second / "mart_b" / "part-0.parquet"
+    assert b_after.stat().st_ino != b_before.stat().st_ino
+    assert pq.read_table(second / "mart_a").column("n").to_pylist() == [1, 2]
+    assert sorted(pq.read_table(second / "mart_b").column("n").to_pylist()) == [1, 2, 100]
+    # the shared file outlives the pruning of the version that wrote it
+    build(store)
+    build(store)
+    assert not first.exists() and second.exists()
+    assert pq.read_table(second / "mart_a").column("n").to_pylist() == [1, 2]
 
 
 def hold_open(path: Path) -> subprocess.Popen[str]:
@@ -170,9 +216,7 @@ def test_a_failed_build_publishes_nothing_and_the_next_one_recovers(
         build(store)
     link_before, bytes_before = os.readlink(store.link), sha256(store.link)
     live_before = store.live()
-    with pytest.raises(RuntimeError, match="a dbt test failed"), store.build_slot() as slot:
-        fake_build(slot.path)
-        raise RuntimeError("a dbt test failed")
+    fake_build(store.prepare_work().path)  # a build whose dbt tests then fail: not published
     assert os.readlink(store.link) == link_before
     assert sha256(store.link) == bytes_before
     # what `callmetrics build` prints about it
@@ -225,16 +269,15 @@ def test_a_plain_warehouse_file_becomes_the_first_version(tmp_path: Path) -> Non
 
 def run_build_process(store: WarehouseStore, fault: str | None) -> int:
     """A real process that builds and publishes, killed by SIGKILL at `fault`."""
-    env = {**os.environ, "CALLMETRICS_FAULT_POINT": fault or ""}
+    env = dict(os.environ)
     code = textwrap.dedent(
         f"""
         from pathlib import Path
         from callmetrics.publishing import WarehouseStore
         from tests.test_publish_store import fake_build
-        store = WarehouseStore(Path({str(store.link)!r}), keep={store.keep})
-        with store.build_slot() as slot:
-            fake_build(slot.path)
-            slot.publish()
+        store = WarehouseStore(Path({str(store.link)!r}), keep={store.keep}, fault={fault!r})
+        fake_build(store.prepare_work().path)
+        store.publish_work()
         """
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, env=env, check=False)
@@ -282,7 +325,10 @@ def test_one_build_at_a_time(store: WarehouseStore) -> None:
         import time
         from pathlib import Path
         from callmetrics.publishing import WarehouseStore
-        with WarehouseStore(Path({str(store.link)!r})).build_slot():
+        from callmetrics.publishing.files import StoreLock
+        store = WarehouseStore(Path({str(store.link)!r}))
+        with StoreLock(store.versions_dir / ".lock", "it").hold():
+            store.prepare_work()
             print("building", flush=True)
             time.sleep(60)
         """
@@ -332,11 +378,10 @@ def test_rollback_command(
     assert "now serves v000001" in capsys.readouterr().err
     assert night_of(store.link) == 1
     # the Dagster UI is told which version is live now
-    from dagster import DagsterInstance
+    from callmetrics.orchestration.assets.publish import PUBLISHED_KEY
+    from callmetrics.orchestration.instance import open_instance
 
-    from orchestration.assets.publish import PUBLISHED_KEY
-
-    with DagsterInstance.get() as instance:
+    with open_instance() as instance:
         records = instance.fetch_observations(PUBLISHED_KEY, limit=1).records
     metadata = records[0].asset_observation.metadata  # type: ignore[union-attr]
     assert metadata["version"].value == "v000001"
@@ -355,7 +400,7 @@ def test_a_store_of_the_older_layout_is_migrated_without_a_dangling_link(
     # rewrite it into the older layout, as a store published before this change looks
     for version in store.versions():
         os.rename(store.version_path(version.number), store.versions_dir / f"{version.name}.duckdb")
-        store.version_dir(version.number).rmdir()
+        remove_tree(store.version_dir(version.number))  # with its digests file
     os.unlink(store.link)
     os.symlink("callmetrics.versions/v000003.duckdb", store.link)
     with duckdb.connect(str(store.link), read_only=True) as con:

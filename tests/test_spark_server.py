@@ -17,7 +17,7 @@ import pytest
 
 from callmetrics.cli import main
 from callmetrics.errors import UserError
-from callmetrics.settings import Settings
+from callmetrics.settings import Settings, SettingsError
 from callmetrics.spark import extra
 from callmetrics.spark.build import check_target
 from callmetrics.spark.marts import copy_marts, data_files, duckdb_type
@@ -92,12 +92,19 @@ def test_a_build_on_spark_without_a_server_says_how_to_start_one() -> None:
 
 
 def test_bad_target_and_port_settings_are_refused() -> None:
-    with pytest.raises(ValueError, match="CALLMETRICS_TARGET='trino' is not one of duckdb, spark"):
+    with pytest.raises(SettingsError, match="CALLMETRICS_TARGET='trino' is not a dbt target: "
+                                            "write duckdb or spark"):
         Settings.from_env({"CALLMETRICS_TARGET": "trino"})
-    with pytest.raises(ValueError, match="CALLMETRICS_SPARK_PORT='http' is not a port number"):
+    with pytest.raises(SettingsError, match="CALLMETRICS_SPARK_PORT='http' is not a whole"):
         Settings.from_env({"CALLMETRICS_SPARK_PORT": "http"})
+    with pytest.raises(SettingsError, match="CALLMETRICS_SPARK_MEMORY='lots' is not a Java heap"):
+        Settings.from_env({"CALLMETRICS_SPARK_MEMORY": "lots"})
     assert Settings.from_env({}).target == "duckdb"
-    assert Settings.from_env({"CALLMETRICS_TARGET": "Spark"}).target == "spark"
+    spark = Settings.from_env({"CALLMETRICS_TARGET": "Spark", "CALLMETRICS_SPARK_PORT": "10012"})
+    assert spark.target == "spark"
+    # dbt's `spark` target reads its server from the vars of the call
+    assert spark.dbt_vars(Path("w.duckdb"))["spark_port"] == "10012"
+    assert "spark_port" not in Settings.from_env({}).dbt_vars(Path("w.duckdb"))
 
 
 def test_start_refuses_a_taken_port_and_reports_a_failed_start(tmp_path: Path) -> None:

@@ -133,7 +133,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_export_all(args)
     if args.command == "rollback":
-        from callmetrics.publishing.commands import run_rollback
+        from callmetrics.rollback import run_rollback
 
         return run_rollback(args)
     if args.command == "serve":

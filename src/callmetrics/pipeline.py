@@ -1,7 +1,7 @@
 """`callmetrics build`: run the Dagster `nightly` job in process, as the schedule does.
 
 The command and the schedule cannot drift apart: both run the job of
-`orchestration.definitions` (raw freshness checks, snapshot, dbt models and tests, mart
+`callmetrics.orchestration.definitions` (raw freshness checks, snapshot, dbt models and tests, mart
 freshness, export). The command picks the partition from the data: the UTC day of the newest
 call in the raw directory (clamped to the partitions), i.e. the extract's day that just ended.
 
@@ -24,12 +24,25 @@ from datetime import date
 from pathlib import Path
 from typing import Any, TextIO
 
+from dagster import BetaWarning, PreviewWarning, logger
+
 from callmetrics.errors import UserError
-from callmetrics.settings import PROJECT_ROOT, Settings
+from callmetrics.orchestration.assets.export import export_windows
+from callmetrics.orchestration.assets.publish import warehouse_store
+from callmetrics.orchestration.assets.raw import newest_value
+from callmetrics.orchestration.definitions import NIGHTLY_JOB, build_definitions
+from callmetrics.orchestration.instance import open_instance
+from callmetrics.orchestration.partitions import (
+    daily_partitions,
+    first_partition_day,
+    latest_partition_day,
+)
+from callmetrics.preflight import check_raw_dir
+from callmetrics.publishing.buildlock import BuildLock
+from callmetrics.publishing.store import WarehouseStore
+from callmetrics.settings import Settings
 from callmetrics.spark.build import check_target
 
-DAGSTER_HOME_ENV = "DAGSTER_HOME"
-DEFAULT_DAGSTER_HOME = PROJECT_ROOT / "dagster_home"
 LOG_NAME = "build.log"
 PROGRESS_LOGGER = "callmetrics_progress"
 
@@ -131,8 +144,6 @@ class _ProgressHandler(logging.Handler):
 
 
 def _progress_logger_def(report: BuildReport) -> Any:
-    from dagster import logger
-
     @logger(description="callmetrics build: one line per step on standard error")
     def progress(_init_context: Any) -> logging.Logger:
         log = logging.getLogger(f"callmetrics.build.{id(report)}")
@@ -144,15 +155,7 @@ def _progress_logger_def(report: BuildReport) -> Any:
     return progress
 
 
-def prepare_environment(settings: Settings) -> None:
-    """Environment that dbt and Dagster read: paths, DAGSTER_HOME, `dbt` on PATH."""
-    settings.export_env()
-    os.environ.setdefault(DAGSTER_HOME_ENV, str(DEFAULT_DAGSTER_HOME))
-    Path(os.environ[DAGSTER_HOME_ENV]).mkdir(parents=True, exist_ok=True)
-    bin_dir = Path(sys.executable).parent
-    path = os.environ.get("PATH", "")
-    if (bin_dir / "dbt").exists() and str(bin_dir) not in path.split(os.pathsep):
-        os.environ["PATH"] = f"{bin_dir}{os.pathsep}{path}"
+def make_warehouse_folder(settings: Settings) -> None:
     try:
         settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -162,19 +165,17 @@ def prepare_environment(settings: Settings) -> None:
         ) from None
 
 
-def as_of_day(raw_dir: Path) -> date:
+def as_of_day(settings: Settings) -> date:
     """The partition a build runs for: the UTC day of the newest raw call, within the partitions.
 
     With no call at all, the latest partition (the raw freshness check then says why it fails).
     """
-    from orchestration.assets.raw import newest_value
-    from orchestration.partitions import first_partition_day, latest_partition_day
-
-    newest = newest_value(raw_dir, "calls", "started_at")
-    latest = latest_partition_day()
+    partitions = daily_partitions(settings.partitions_start)
+    newest = newest_value(settings.raw_dir, "calls", "started_at")
+    latest = latest_partition_day(partitions)
     if newest is None:
         return latest
-    return max(first_partition_day(), min(newest.date(), latest))
+    return max(first_partition_day(partitions), min(newest.date(), latest))
 
 
 @contextlib.contextmanager
@@ -237,43 +238,50 @@ def failure_line(report: BuildReport, log_path: Path, serving: str = "") -> str:
     return f"{what}{served}; the export did not run (full log: {log_path})"
 
 
-def run_build(full_refresh: bool = False) -> int:
-    """Run the nightly job once over CALLMETRICS_RAW_DIR into CALLMETRICS_WAREHOUSE."""
-    from callmetrics.preflight import check_raw_dir
-
+def run_build(full_refresh: bool = False, settings: Settings | None = None) -> int:
+    """Run the nightly job once over CALLMETRICS_RAW_DIR into CALLMETRICS_WAREHOUSE (or the
+    paths of `settings`)."""
     started = time.monotonic()
-    settings = Settings.from_env()
+    settings = settings or Settings.from_env()
     inventory = check_raw_dir(settings.raw_dir)
     check_target(settings)  # CALLMETRICS_TARGET=spark: the extra and the server, in one line
-    prepare_environment(settings)
+    make_warehouse_folder(settings)
     report = BuildReport(stream=sys.stderr)
     files = sum(len(found) for found in inventory.files.values())
     report.say(f"callmetrics build: raw {settings.raw_dir} ({files} Parquet files)")
     report.say(f"  warehouse {settings.warehouse}")
-    from callmetrics.publishing import WarehouseStore
-    from callmetrics.publishing.buildlock import BuildLock
-
-    store = WarehouseStore.from_settings(settings)
+    store = warehouse_store(settings)
     with BuildLock(store.versions_dir, settings.warehouse).hold() as stale:
         if stale is not None:
             report.say(f"  taking over a stale build lock ({stale.describe()}; no longer running)")
+        quiet = None if full_refresh else store.quiet_night(payload_folders(settings))
+        if quiet is not None:  # nothing arrived (callmetrics.arrivals): no dbt, no Dagster run
+            report.say(f"callmetrics build: done in {time.monotonic() - started:.1f} s: "
+                       f"{quiet.describe()}")  # fmt: skip
+            return 0
         return _run_job(settings, store, report, full_refresh, started)
 
 
+def payload_folders(settings: Settings) -> list[Path]:
+    """The export folders the nightly job writes for the day a build now runs for."""
+    day = as_of_day(settings)
+    return [settings.exports / day.isoformat() / name for name in export_windows(day)]
+
+
 def _run_job(
-    settings: Settings, store: Any, report: BuildReport, full_refresh: bool, started: float
+    settings: Settings,
+    store: WarehouseStore,
+    report: BuildReport,
+    full_refresh: bool,
+    started: float,
 ) -> int:
     """The nightly job, in process, under the build lock."""
     report.say("  - loading the Dagster definitions (parsing the dbt project if it changed)")
-
-    from dagster import BetaWarning, DagsterInstance, PreviewWarning
-
     # Dagster flags single-run backfill policies as beta: not news to someone running a build.
     warnings.filterwarnings("ignore", category=BetaWarning)
     warnings.filterwarnings("ignore", category=PreviewWarning)
-    from orchestration.definitions import NIGHTLY_JOB, defs
-
-    day = as_of_day(settings.raw_dir)
+    defs = build_definitions(settings)
+    day = as_of_day(settings)
     report.say(
         f"  running job '{NIGHTLY_JOB}' for {day.isoformat()}"
         + (" with a full refresh" if full_refresh else "")
@@ -297,7 +305,7 @@ def _run_job(
         _stderr_into(log_file, report),
         contextlib.redirect_stdout(log_file),
         _quiet_dagster_loggers(),
-        DagsterInstance.get() as instance,
+        open_instance() as instance,
     ):
         try:
             result = job.execute_in_process(
@@ -326,13 +334,11 @@ def _run_job(
         _append_log(log_path, line)
         print(line, file=sys.stderr)
         return 1
-    from orchestration.assets.export import export_dir
-
     warned = f", {len(report.checks_warned)} warnings" if report.checks_warned else ""
     report.say(
         f"callmetrics build: done in {elapsed:.1f} s: {len(report.built)} dbt nodes built, "
         f"{report.tests_passed} dbt tests and {report.checks_passed} freshness checks passed"
         f"{warned}; payloads for {day.isoformat()} in "
-        f"{export_dir(settings) / day.isoformat()}"
+        f"{settings.exports / day.isoformat()}"
     )
     return 0

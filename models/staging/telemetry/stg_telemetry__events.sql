@@ -8,8 +8,12 @@
     without an event_id, and which remembers that the file was loaded.
 
     Incremental (arrival-based): a run reads only the files not loaded yet; a new copy of an
-    event already loaded adds to its delivered_copies. -#}
-{{ config(**incremental_config('keys', unique_key='event_key')) }}
+    event already loaded adds to its delivered_copies (and _previous_copies keeps how many it
+    had, so int_call_telemetry adds only what changed). Re-delivery is found through the
+    stored 64-bit hash of the key (event_hash), never by scanning the keys' text: the
+    strategy replace_hashed_keys (macros/incremental.sql) deletes the rows replaced the same
+    way. -#}
+{{ config(**incremental_config('keys', unique_key='event_key', key_hash='event_hash')) }}
 
 {%- set files_to_load = telemetry_files_to_load() if is_incremental() else "''" %}
 {#- A night without a new file reads nothing: the constant false filter below lets DuckDB drop
@@ -146,6 +150,7 @@ file_markers as (
         cast(null as double) as confidence,
         cast(null as string) as tool_status,
         0 as delivered_copies,
+        0 as _previous_copies,
         files_read.source_file as _source_file
     from files_read
     anti join events_grouped
@@ -153,27 +158,38 @@ file_markers as (
 ),
 
 {% if is_incremental() -%}
--- An event delivered again keeps its first loaded row and adds the new copies.
-loaded_events as (
-    select *
+-- Events delivered again: the stored rows whose key hash is a new event's (8 bytes a row read,
+-- and only the few matching rows' other columns); the join below confirms them on the key.
+loaded_events as {{ cte_hint('materialized') }} (
+    select
+        event_key,
+        delivered_copies,
+        _source_file
     from {{ this }}
-    where event_key in (select distinct_events.event_key from distinct_events)
+    where event_hash in (
+            select {{ key_hash('source_rows.event_id') }}
+            from source_rows
+            where source_rows.event_id is not null
+        )
 ),
 
+-- An event delivered again keeps the file that first delivered it and adds the new copies
+-- (copies are identical: the other fields are the same in every copy).
 new_events as (
     select
         distinct_events.event_key,
-        coalesce(loaded_events.event_id, distinct_events.event_id) as event_id,
-        coalesce(loaded_events.call_id, distinct_events.call_id) as call_id,
-        coalesce(loaded_events.event_type, distinct_events.event_type) as event_type,
-        coalesce(loaded_events.occurred_at, distinct_events.occurred_at) as occurred_at,
-        coalesce(loaded_events.is_payload_json, distinct_events.is_payload_json) as is_payload_json,
-        coalesce(loaded_events.ttft_ms, distinct_events.ttft_ms) as ttft_ms,
-        coalesce(loaded_events.cached_tokens, distinct_events.cached_tokens) as cached_tokens,
-        coalesce(loaded_events.total_tokens, distinct_events.total_tokens) as total_tokens,
-        coalesce(loaded_events.confidence, distinct_events.confidence) as confidence,
-        coalesce(loaded_events.tool_status, distinct_events.tool_status) as tool_status,
+        distinct_events.event_id,
+        distinct_events.call_id,
+        distinct_events.event_type,
+        distinct_events.occurred_at,
+        distinct_events.is_payload_json,
+        distinct_events.ttft_ms,
+        distinct_events.cached_tokens,
+        distinct_events.total_tokens,
+        distinct_events.confidence,
+        distinct_events.tool_status,
         distinct_events.delivered_copies + coalesce(loaded_events.delivered_copies, 0) as delivered_copies,
+        coalesce(loaded_events.delivered_copies, 0) as _previous_copies,
         coalesce(loaded_events._source_file, distinct_events._source_file) as _source_file
     from distinct_events
     left join loaded_events
@@ -181,7 +197,22 @@ new_events as (
 ),
 {%- else -%}
 new_events as (
-    select * from distinct_events
+    select
+        event_key,
+        event_id,
+        call_id,
+        event_type,
+        occurred_at,
+        is_payload_json,
+        ttft_ms,
+        cached_tokens,
+        total_tokens,
+        confidence,
+        tool_status,
+        delivered_copies,
+        0 as _previous_copies,
+        _source_file
+    from distinct_events
 ),
 {%- endif %}
 
@@ -193,6 +224,7 @@ all_rows as (
 
 select
     event_key,
+    {{ key_hash('event_key') }} as event_hash,
     event_id,
     call_id,
     event_type,
@@ -204,6 +236,7 @@ select
     confidence,
     tool_status,
     cast(delivered_copies as bigint) as delivered_copies,
+    cast(_previous_copies as bigint) as _previous_copies,
     _source_file,
     {{ load_time() }} as _loaded_at
 from all_rows

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -30,21 +29,17 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from callmetrics.api.keys import ApiKey, KeyRing, KeysUnreadable, keys_path
+from callmetrics.api.keys import ApiKey, KeyRing, KeysUnreadable
 from callmetrics.api.params import PARAMETERS, REQUIRED, MetricsRequest, ParamError, parse_query
 from callmetrics.api.pool import Generation, Unavailable, WarehousePool
 from callmetrics.api.scoping import NotFound, authorize
 from callmetrics.exporter.meta import MetricsAnswer
 from callmetrics.exporter.timerange import iso
-from callmetrics.settings import Settings
+from callmetrics.settings import DEFAULT_API_CACHE_MB, DEFAULT_API_POOL_SIZE, Settings
 
 log = logging.getLogger("callmetrics.api")
 access_log = logging.getLogger("callmetrics.api.access")
 
-POOL_SIZE_ENV = "CALLMETRICS_API_POOL_SIZE"
-DEFAULT_POOL_SIZE = 4
-CACHE_ENV = "CALLMETRICS_API_CACHE_MB"
-DEFAULT_CACHE_MB = 64
 NOT_FOUND_MESSAGE = (
     "not found: no organization or reseller with that id is visible to this key"
 )
@@ -58,17 +53,17 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
 class ApiSettings:
     warehouse: Path
     keys: Path
-    pool_size: int = DEFAULT_POOL_SIZE
-    cache_mb: int = DEFAULT_CACHE_MB
+    pool_size: int = DEFAULT_API_POOL_SIZE
+    cache_mb: int = DEFAULT_API_CACHE_MB
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ApiSettings:
+        return cls(warehouse=settings.warehouse, keys=settings.keys,
+                   pool_size=settings.api_pool_size, cache_mb=settings.api_cache_mb)
 
     @classmethod
     def from_env(cls) -> ApiSettings:
-        text = os.environ.get(POOL_SIZE_ENV)
-        size = int(text) if text and text.isdigit() and int(text) > 0 else DEFAULT_POOL_SIZE
-        text = os.environ.get(CACHE_ENV)
-        cache = int(text) if text and text.isdigit() else DEFAULT_CACHE_MB
-        return cls(warehouse=Settings.from_env().warehouse, keys=keys_path(), pool_size=size,
-                   cache_mb=cache)
+        return cls.from_settings(Settings.from_env())
 
 
 # ------------------------------------------------------------------ bodies (for the docs)

@@ -24,8 +24,6 @@ class AnswerCache:
         self._answers: OrderedDict[str, bytes] = OrderedDict()
         self._pending: dict[str, threading.Event] = {}
         self._bytes = 0
-        self.hits = 0
-        self.misses = 0
 
     def get_or_compute(self, key: str, compute: Callable[[], bytes]) -> bytes:
         if self.max_bytes <= 0:
@@ -34,12 +32,10 @@ class AnswerCache:
             found = self._answers.get(key)
             if found is not None:
                 self._answers.move_to_end(key)
-                self.hits += 1
                 return found
             waiting = self._pending.get(key)
             if waiting is None:
                 self._pending[key] = threading.Event()
-            self.misses += 1
         if waiting is not None:
             waiting.wait()
             with self._lock:

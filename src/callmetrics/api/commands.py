@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from callmetrics.api.keys import create_key, keys_path, list_keys, revoke_key
+from callmetrics.api.keys import create_key, list_keys, revoke_key
+from callmetrics.settings import Settings
 
 
 def run_keys(args: argparse.Namespace) -> int:
-    path = keys_path()
+    path = Settings.from_env().keys
     if args.keys_command == "create":
         if args.platform:
             scope, scope_id = "platform", None

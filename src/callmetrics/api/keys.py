@@ -31,10 +31,8 @@ from pathlib import Path
 from typing import Literal
 
 from callmetrics.errors import UserError
-from callmetrics.settings import PROJECT_ROOT
+from callmetrics.settings import KEYS_ENV
 
-KEYS_ENV = "CALLMETRICS_KEYS"
-DEFAULT_KEYS = PROJECT_ROOT / "data" / "api-keys.json"
 PREFIX = "cmk_"
 _ID_HEX = 12
 _SECRET_BYTES = 32  # 256 bits
@@ -42,12 +40,6 @@ _TOKEN = re.compile(rf"^{PREFIX}(?P<id>[0-9a-f]{{{_ID_HEX}}})_[A-Za-z0-9_-]{{43}
 _FORMAT = 1
 
 ScopeKind = Literal["organization", "reseller", "platform"]
-
-
-def keys_path() -> Path:
-    """The keys file: ``CALLMETRICS_KEYS`` or ``<project>/data/api-keys.json``."""
-    text = os.environ.get(KEYS_ENV)
-    return Path(text).expanduser().absolute() if text else DEFAULT_KEYS
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,13 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+from dataclasses import replace
 from types import FrameType
 
 import uvicorn
 
-from callmetrics.api.app import CACHE_ENV, POOL_SIZE_ENV, ApiSettings, create_app
+from callmetrics.api.app import ApiSettings, create_app
+from callmetrics.settings import API_CACHE_MB_ENV, API_POOL_SIZE_ENV, Settings
 
 
 class _Server(uvicorn.Server):
@@ -30,17 +32,21 @@ class _Server(uvicorn.Server):
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
     if args.pool_size is not None:
-        os.environ[POOL_SIZE_ENV] = str(args.pool_size)
+        settings = replace(settings, api_pool_size=args.pool_size)
     if args.cache_mb is not None:
-        os.environ[CACHE_ENV] = str(args.cache_mb)
+        settings = replace(settings, api_cache_mb=args.cache_mb)
     common = dict(host=args.host, port=args.port, access_log=False, log_level="info",
                   timeout_graceful_shutdown=30, server_header=False)
     if args.workers > 1:
-        # Each worker process builds its own application (and pool) from the environment.
+        # Each worker process builds its own application (and pool) from the environment:
+        # the options reach the workers as the variables they stand for.
+        os.environ[API_POOL_SIZE_ENV] = str(settings.api_pool_size)
+        os.environ[API_CACHE_MB_ENV] = str(settings.api_cache_mb)
         uvicorn.run("callmetrics.api.app:create_app", factory=True, workers=args.workers,
                     **common)
         return 0
-    config = uvicorn.Config(create_app(ApiSettings.from_env()), **common)
+    config = uvicorn.Config(create_app(ApiSettings.from_settings(settings)), **common)
     _Server(config).run()
     return 0

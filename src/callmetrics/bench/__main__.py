@@ -40,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--naive-runs", type=int, default=3, help="naive pandas runs (default 3)")
     p.add_argument("--name", default=None, help="result file name (default calls-N-days-D)")
     p.add_argument("--note", action="append", default=[], help="a line added to the report")
+    p.add_argument("--raw", type=Path, default=None,
+                   help="an existing raw directory to use (read-only: mirrored as symbolic "
+                   "links under --work) instead of generating one; give --calls and --days "
+                   "as it was generated")  # fmt: skip
     p.add_argument("--keep", action="store_true", help="keep raw data and warehouse")
     p.add_argument("--resume", action="store_true",
                    help="reuse the raw data in --work and the measured generate, inspect, "
@@ -58,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         work=(args.work or PROJECT_ROOT / "bench" / "tmp" / f"calls-{args.calls}-days-{args.days}"),
         memory_limit=args.memory_limit, export_runs=args.export_runs,
         all_orgs_runs=args.all_orgs_runs, naive_runs=args.naive_runs, keep=args.keep,
-        resume=args.resume,
+        resume=args.resume, raw_source=args.raw.resolve() if args.raw else None,
         name=args.name, notes=args.note,
     )  # fmt: skip
     try:

@@ -38,14 +38,11 @@ def generate_increment(
 
 
 def prepare_pipeline() -> None:
-    """Load the Dagster definitions once: this parses the dbt project when needed."""
-    import sys
+    """Build the Dagster definitions once: this parses the dbt project when needed."""
+    from callmetrics.orchestration.definitions import build_definitions
+    from callmetrics.settings import Settings
 
-    from callmetrics.settings import PROJECT_ROOT
-
-    if str(PROJECT_ROOT) not in sys.path:
-        sys.path.insert(0, str(PROJECT_ROOT))
-    import orchestration.definitions  # noqa: F401
+    build_definitions(Settings.from_env())
 
 
 def run_build(full_refresh: bool) -> int | None:

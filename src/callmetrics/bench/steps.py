@@ -157,7 +157,7 @@ def build(args: dict[str, Any]) -> Figures:
         raise SystemExit(f"run_build returned {status}")
     figures: Figures = {"seconds": seconds, **publishing, **_published_version()}
     figures.update(dbt_timing(target, since))
-    figures["dagster_steps"] = _dagster_step_seconds()
+    figures["dagster_steps"] = _dagster_step_seconds(since)
     return figures
 
 
@@ -182,15 +182,17 @@ def _keep_run_results(into: Path) -> None:
     shutil.rmtree = rmtree_keeping_results  # type: ignore[assignment]
 
 
-def _dagster_step_seconds() -> dict[str, float]:
-    """Wall time of each step of the job run just finished, from the Dagster instance."""
+def _dagster_step_seconds(since: float) -> dict[str, float]:
+    """Wall time of each step of the job run just finished, from the Dagster instance; empty
+    when the build started no run (a quiet night skips the job)."""
     from dagster import DagsterInstance
 
     with DagsterInstance.get() as instance:
-        runs = instance.get_runs(limit=1)
-        if not runs:
+        records = instance.get_run_records(limit=1)
+        started = records[0].start_time if records else None
+        if started is None or started < since:
             return {}
-        stats = instance.get_run_step_stats(runs[0].run_id)
+        stats = instance.get_run_step_stats(records[0].dagster_run.run_id)
     return {
         s.step_key: round(s.end_time - s.start_time, 3)
         for s in stats

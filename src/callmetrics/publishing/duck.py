@@ -1,7 +1,8 @@
-"""DuckDB steps of publishing: create a compatible file, carry state, stamp, audit, export."""
+"""DuckDB steps of publishing: create a compatible file, stamp, audit, export."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -12,14 +13,12 @@ import duckdb
 # an older DuckDB can open it. DuckDB records this in the file and keeps to it when the file is
 # opened again without the setting (dbt-duckdb opens it so).
 STORAGE_COMPATIBILITY = "v1.4.0"
-# State that a build cannot recompute from the raw directory: the snapshots record the current
-# state tables as each nightly run saw them (the last name of a hard-deleted agent).
-CARRIED_SCHEMAS = ("snapshots",)
 MARTS_SCHEMA = "marts"
 META_SCHEMA = "meta"
 META_TABLE = "warehouse_version"
 # Tables of the marts schema published as Parquet: the section marts and the dimensions.
 PARQUET_PREFIXES = ("mart_", "dim_")
+PARQUET_FILE = "part-0.parquet"
 
 
 def _quote(name: str) -> str:
@@ -60,28 +59,6 @@ def stamped_version(path: Path) -> int | None:
             return None
         row = con.execute(f"select number from {META_SCHEMA}.{META_TABLE}").fetchone()
         return None if row is None else int(row[0])
-
-
-def carry_state(work: Path, live: Path) -> list[str]:
-    """Replace the carried schemas of `work` with the live version's; return the tables copied."""
-    copied: list[str] = []
-    with duckdb.connect(str(work)) as con:
-        con.execute(f"attach {_literal(str(live))} as live_version (read_only)")
-        tables = con.execute(
-            "select schema_name, table_name from duckdb_tables() "
-            "where database_name = 'live_version' and schema_name in "
-            f"({', '.join(_literal(s) for s in CARRIED_SCHEMAS)}) order by 1, 2"
-        ).fetchall()
-        for schema, table in tables:
-            con.execute(f"create schema if not exists {_quote(schema)}")
-            con.execute(
-                f"create or replace table {_quote(schema)}.{_quote(table)} as "
-                f"select * from live_version.{_quote(schema)}.{_quote(table)}"
-            )
-            copied.append(f"{schema}.{table}")
-        con.execute("detach live_version")
-        con.execute("checkpoint")
-    return copied
 
 
 @dataclass(frozen=True)
@@ -132,16 +109,65 @@ def stamp(
     )
 
 
-def export_parquet(con: duckdb.DuckDBPyConnection, tables: list[str], folder: Path) -> int:
-    """Write each table to folder/<table>/part-0.parquet; return the bytes written."""
+def table_digest(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    """A digest of a marts table's columns and rows (as a multiset): equal digests, equal
+    tables, short of a 128-bit collision."""
+    columns = con.execute(
+        "select string_agg(column_name || ' ' || data_type, ', ' order by column_index) "
+        "from duckdb_columns() where database_name = current_database() "
+        "and schema_name = ? and table_name = ?",
+        [MARTS_SCHEMA, table],
+    ).fetchone()
+    rows = con.execute(
+        f"select count(*), coalesce(sum(hash(t)::hugeint), 0), "
+        f"coalesce(sum(hash(t, 1)::hugeint), 0) from {MARTS_SCHEMA}.{_quote(table)} as t"
+    ).fetchone()
+    assert columns is not None and rows is not None
+    return f"{columns[0]}|{rows[0]}|{rows[1]}|{rows[2]}"
+
+
+@dataclass(frozen=True)
+class ParquetCopies:
+    """What export_parquet did: bytes in the folder, digests, and the tables linked unchanged."""
+
+    bytes: int
+    digests: dict[str, str]
+    kept: list[str]
+
+
+def export_parquet(
+    con: duckdb.DuckDBPyConnection,
+    tables: list[str],
+    folder: Path,
+    previous: Path | None = None,
+    previous_digests: dict[str, str] | None = None,
+) -> ParquetCopies:
+    """Write each table to folder/<table>/part-0.parquet.
+
+    A table whose digest equals its digest in the previous version (`previous_digests`, of the
+    Parquet folder `previous`) is not written again: its previous file is hard-linked (the
+    files are never modified, so the two versions share it)."""
     written = 0
+    digests: dict[str, str] = {}
+    kept: list[str] = []
     for table in tables:
         target = folder / table
         target.mkdir(parents=True)
-        file = target / "part-0.parquet"
-        con.execute(
-            f"copy (select * from {MARTS_SCHEMA}.{_quote(table)}) to {_literal(str(file))} "
-            "(format parquet, compression zstd)"
-        )
+        file = target / PARQUET_FILE
+        digests[table] = table_digest(con, table)
+        old = None if previous is None else previous / table / PARQUET_FILE
+        if (
+            old is not None
+            and previous_digests
+            and previous_digests.get(table) == digests[table]
+            and old.is_file()
+        ):
+            os.link(old, file)
+            kept.append(table)
+        else:
+            con.execute(
+                f"copy (select * from {MARTS_SCHEMA}.{_quote(table)}) to {_literal(str(file))} "
+                "(format parquet, compression zstd)"
+            )
         written += file.stat().st_size
-    return written
+    return ParquetCopies(bytes=written, digests=digests, kept=kept)

@@ -95,9 +95,6 @@ class Manifest:
         }
         write_atomic(path, json.dumps(data, indent=2) + "\n")
 
-    def find(self, number: int) -> Version | None:
-        return next((v for v in self.history if v.number == number), None)
-
     def reconcile(self, live_number: int | None, existing: set[int]) -> bool:
         """Agree with the link and the version folders (`existing`, by number); return True
         when something changed.

@@ -45,11 +45,16 @@ from callmetrics.errors import UserError
 from callmetrics.publishing import duck
 from callmetrics.publishing import postgres_roles as roles
 from callmetrics.publishing.manifest import Version
-from callmetrics.publishing.store import FAULT_POINT_ENV, fault_point
+from callmetrics.publishing.store import fault_point
+from callmetrics.settings import (
+    FAULT_POINT_ENV,
+    POSTGRES_SWITCH_WAIT_ENV,
+    POSTGRES_URL_ENV,
+    Settings,
+)
 
-URL_ENV = "CALLMETRICS_POSTGRES_URL"
-SWITCH_WAIT_ENV = "CALLMETRICS_POSTGRES_SWITCH_WAIT"
-DEFAULT_SWITCH_WAIT = 300.0
+URL_ENV = POSTGRES_URL_ENV
+SWITCH_WAIT_ENV = POSTGRES_SWITCH_WAIT_ENV
 LOCK_TIMEOUT = "200ms"  # one lock wait of the switch
 LOCK_BUDGET = "500ms"  # all the switch's lock waits together: what a new reader may queue
 COPY_CHUNK = 1 << 20
@@ -144,11 +149,6 @@ class PostgresReport:
 
 
 # --------------------------------------------------------------------- connecting
-
-
-def configured_url() -> str | None:
-    url = os.environ.get(URL_ENV, "").strip()
-    return url or None
 
 
 def describe(url: str) -> str:
@@ -271,6 +271,7 @@ def _load_table(
     table: SourceTable,
     scratch: Path,
     readers: list[str],
+    injected_fault: str | None,
 ) -> None:
     """Create, fill (COPY), index, secure and analyze one table in one transaction."""
     csv = scratch / f"{table.name}.csv"
@@ -304,7 +305,7 @@ def _load_table(
                 if first:
                     first = False
                     fault_point("postgres_mid_copy")  # test hook: the loader dies mid-COPY
-                    if os.environ.get(FAULT_POINT_ENV) == "postgres_load_error":
+                    if injected_fault == "postgres_load_error":
                         raise RuntimeError(
                             f"injected failure ({FAULT_POINT_ENV}=postgres_load_error)"
                         )
@@ -370,25 +371,18 @@ def _schema_exists(con: psycopg.Connection, schema: str) -> bool:
 # --------------------------------------------------------------------- switching
 
 
-def _switch_wait() -> float:
-    text = os.environ.get(SWITCH_WAIT_ENV)
-    try:
-        return float(text) if text else DEFAULT_SWITCH_WAIT
-    except ValueError:
-        raise UserError(f"{SWITCH_WAIT_ENV}={text!r} is not a number of seconds") from None
-
-
 def _switch(
     con: psycopg.Connection,
     number: int,
     version: str,
     tables: dict[str, tuple[str, str, int]],
     record: bool,
+    wait: float,
 ) -> int:
     """Point the `marts` views at `tables` (name -> (schema, fingerprint, rows)) and refresh
     the mapping, in one transaction; retried while long readers hold the views. Returns the
     number of attempts."""
-    deadline = time.monotonic() + _switch_wait()
+    deadline = time.monotonic() + wait
     pause = 0.5
     attempt = 0
     while True:
@@ -403,7 +397,7 @@ def _switch(
         ):
             if time.monotonic() + pause > deadline:
                 raise PostgresError(
-                    f"readers held the PostgreSQL marts for {_switch_wait():.0f} s "
+                    f"readers held the PostgreSQL marts for {wait:.0f} s "
                     f"({SWITCH_WAIT_ENV}): {version} was loaded but not switched in"
                 ) from None
             time.sleep(pause)
@@ -523,10 +517,17 @@ def _prune(con: psycopg.Connection, keep: int) -> list[str]:
 
 
 def publish_duckdb_version(
-    url: str, duck_path: Path, number: int, version: str, keep: int = 3
+    url: str,
+    duck_path: Path,
+    number: int,
+    version: str,
+    keep: int = 3,
+    settings: Settings | None = None,
 ) -> PostgresReport:
     """Publish the marts and dimensions of the DuckDB file `duck_path` (published as
-    `version`, number `number`) to PostgreSQL at `url`."""
+    `version`, number `number`) to PostgreSQL at `url` (`settings`: the switch's wait and the
+    test hook; default values when None)."""
+    settings = settings or Settings()
     started = time.perf_counter()
     report = PostgresReport(version=version, target=describe(url))
     con = connect(url)
@@ -539,7 +540,7 @@ def publish_duckdb_version(
                 "it needs CREATEROLE and ownership of the database (or superuser)"
             ) from None
         with _publish_lock(con):
-            _publish_locked(con, duck_path, number, version, keep, report)
+            _publish_locked(con, duck_path, number, version, keep, report, settings)
     except psycopg.Error as exc:
         raise PostgresError(_failure_line(con, version, exc)) from None
     finally:
@@ -568,6 +569,7 @@ def _publish_locked(
     version: str,
     keep: int,
     report: PostgresReport,
+    settings: Settings,
 ) -> None:
     live = _live(con)
     if live is not None and live[0] == number:
@@ -610,7 +612,9 @@ def _publish_locked(
                         )
                     )
                 try:
-                    _load_table(con, duck_con, schema, table, scratch, readers)
+                    _load_table(
+                        con, duck_con, schema, table, scratch, readers, settings.fault_point
+                    )
                 except psycopg.Error:
                     raise
                 except Exception as exc:  # noqa: BLE001 - said in one line, nothing switched
@@ -623,7 +627,9 @@ def _publish_locked(
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     t_loaded = time.perf_counter()
-    report.switch_attempts = _switch(con, number, version, tables, record=True)
+    report.switch_attempts = _switch(
+        con, number, version, tables, record=True, wait=settings.postgres_switch_wait
+    )
     t_switched = time.perf_counter()
     report.pruned = _prune(con, keep)
     report.seconds.update(
@@ -639,18 +645,20 @@ def _publish_locked(
 # --------------------------------------------------------------------- hooks
 
 
-def publish_if_configured(duck_path: Path, version: Version, keep: int) -> PostgresReport | None:
+def publish_if_configured(
+    duck_path: Path, version: Version, keep: int, settings: Settings
+) -> PostgresReport | None:
     """The publish step's hook: publish `version` when CALLMETRICS_POSTGRES_URL is set."""
-    url = configured_url()
+    url = settings.postgres_url
     if url is None:
         return None
-    return publish_duckdb_version(url, duck_path, version.number, version.name, keep)
+    return publish_duckdb_version(url, duck_path, version.number, version.name, keep, settings)
 
 
-def follow_rollback(live: Version) -> str | None:
+def follow_rollback(live: Version, settings: Settings) -> str | None:
     """After a DuckDB rollback, serve the same version from PostgreSQL; one line on what it
     serves (None when PostgreSQL is not configured)."""
-    url = configured_url()
+    url = settings.postgres_url
     if url is None:
         return None
     con = connect(url, "roll back")
@@ -682,6 +690,7 @@ def follow_rollback(live: Version) -> str | None:
                 live.name,
                 {n: (s, f, counts.get(n, 0)) for n, (s, f) in tables.items()},
                 record=False,
+                wait=settings.postgres_switch_wait,
             )
             if current is not None:
                 con.execute(

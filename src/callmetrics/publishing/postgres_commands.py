@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from callmetrics.errors import UserError
+from callmetrics.settings import POSTGRES_URL_ENV, Settings
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +30,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def run_postgres(args: argparse.Namespace) -> int:
     from callmetrics.publishing import postgres_server as server
 
-    where = server.Server.from_env()
+    where = server.Server.from_settings(Settings.from_env())
     if args.action == "start":
         started = server.start(where)
         state = "started" if started else "already running"
@@ -57,13 +58,11 @@ def run_postgres(args: argparse.Namespace) -> int:
 
 
 def _url() -> str:
-    from callmetrics.publishing.postgres import URL_ENV, configured_url
-
-    url = configured_url()
+    url = Settings.from_env().postgres_url
     if url is None:
         raise UserError(
-            f"{URL_ENV} is not set: point it at the PostgreSQL database the marts are published "
-            "to (`callmetrics postgres start` prints one for development)"
+            f"{POSTGRES_URL_ENV} is not set: point it at the PostgreSQL database the marts are "
+            "published to (`callmetrics postgres start` prints one for development)"
         )
     return url
 

@@ -25,13 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from callmetrics.errors import UserError
-from callmetrics.settings import PROJECT_ROOT
+from callmetrics.settings import POSTGRES_BIN_ENV as BIN_ENV
+from callmetrics.settings import POSTGRES_DIR_ENV as DIR_ENV
+from callmetrics.settings import Settings
 
-DIR_ENV = "CALLMETRICS_POSTGRES_DIR"
-PORT_ENV = "CALLMETRICS_POSTGRES_PORT"
-BIN_ENV = "CALLMETRICS_POSTGRES_BIN"
-DEFAULT_DIR = PROJECT_ROOT / "data" / "postgres"
-DEFAULT_PORT = 54329
 DATABASE = "callmetrics"
 LOADER = "callmetrics_loader"
 SUPERUSER = "postgres"
@@ -55,9 +52,9 @@ log_min_error_statement = panic
 """
 
 
-def find_bin_dir() -> Path | None:
-    """The folder of initdb and pg_ctl: CALLMETRICS_POSTGRES_BIN, Debian's layout, or PATH."""
-    configured = os.environ.get(BIN_ENV)
+def find_bin_dir(configured: Path | None = None) -> Path | None:
+    """The folder of initdb and pg_ctl: `configured` (CALLMETRICS_POSTGRES_BIN), Debian's
+    layout, or PATH."""
     candidates = [Path(configured)] if configured else []
     candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
     on_path = shutil.which("pg_ctl")
@@ -75,16 +72,13 @@ class Server:
 
     base: Path
     port: int
+    bin_dir: Path | None = None  # None: Debian's layout, then PATH
 
     @classmethod
-    def from_env(cls) -> Server:
-        text = os.environ.get(PORT_ENV)
-        try:
-            port = int(text) if text else DEFAULT_PORT
-        except ValueError:
-            raise UserError(f"{PORT_ENV}={text!r} is not a port number") from None
-        base = Path(os.environ.get(DIR_ENV) or DEFAULT_DIR).expanduser().absolute()
-        return cls(base=base, port=port)
+    def from_settings(cls, settings: Settings) -> Server:
+        return cls(
+            base=settings.postgres_dir, port=settings.postgres_port, bin_dir=settings.postgres_bin
+        )
 
     @property
     def data_dir(self) -> Path:
@@ -183,7 +177,7 @@ def start(server: Server) -> bool:
     """Initialise the cluster if needed, start it, make the database and the loader.
 
     Returns False when it was already running."""
-    bin_dir = find_bin_dir()
+    bin_dir = find_bin_dir(server.bin_dir)
     if bin_dir is None:
         raise UserError(
             "PostgreSQL is not installed (no initdb/pg_ctl found): apt-get install postgresql, "

@@ -5,9 +5,13 @@ Layout, for `CALLMETRICS_WAREHOUSE=data/warehouse/callmetrics.duckdb`::
     data/warehouse/callmetrics.duckdb        -> callmetrics.versions/v000042/callmetrics.duckdb
     data/warehouse/callmetrics.versions/
         manifest.json                           published versions, oldest first
-        v000040/callmetrics.duckdb  v000041/callmetrics.duckdb  v000042/callmetrics.duckdb
+        v000040/  v000041/  v000042/            one folder per kept version, each holding:
+            callmetrics.duckdb                  the warehouse file
+            inputs.json                         the raw files and dbt project it was built
+                                                from (callmetrics.arrivals: a quiet night)
+            parquet-digests.json                a digest of each mart's Parquet copy
         work/callmetrics.duckdb                 the build in progress (or a failed one)
-        work.json                               which run prepared it, and how
+        work.json                               which run prepared it, how, and its inputs
     data/warehouse/callmetrics.parquet/
         current -> v000042
         v000042/mart_metrics/part-0.parquet     one folder per mart and dimension
@@ -21,15 +25,21 @@ folder, published and pruned with one directory rename. A store in the older lay
 store (build, rollback, `rollback --list`), without a moment where the link points at nothing.
 
 A build writes only the work file, a file no reader can hold: it is never published while
-being written. To avoid copying the warehouse every night, the work file is the oldest kept
-version that is neither live nor the rollback target and that no process holds open; it catches
-up incrementally from its own older published state (the models are arrival-based and equal to
-a full refresh), after the snapshots, the only state a build cannot recompute from the raw
-files, are copied in from the live version. Only when no such version is free (a reader holds
-it, or it is damaged) is the live version copied. Publishing then stamps the version into the
-file, checkpoints it (no WAL left), writes the Parquet copies and switches the link with one
-atomic rename: readers see the old version or the new one, never a mix, and a reader that has
-a version open keeps it (its inode) until it reconnects.
+being written. The work file always starts as the live version's bytes, so a build applies
+only what arrived since the live version (nothing twice). To avoid writing a whole copy every
+night, the work file is the oldest kept version that is neither live nor the rollback target
+and that no process holds open, brought to the live version's bytes by rewriting only the
+blocks that differ (`files.sync_file`: a checkpoint rewrites only the blocks it changed, so
+versions share most of theirs); method `reuse`. Only when no such version is free (a reader
+holds it, or it is damaged) is the live version copied whole (`copy`); the first build starts
+from an empty file (`fresh`). Publishing then stamps the version into the file, checkpoints
+it (no WAL left), writes the Parquet copies (hard-linking the live version's copy of every mart
+whose digest did not change) and switches the link with one atomic rename: readers see the
+old version or the new one, never a mix, and a reader that has a version open keeps it (its
+inode) until it reconnects.
+
+Holding the store for a whole build is the build lock's job (`publishing.buildlock`); the
+store's own lock covers each of its steps (prepare, publish, rollback).
 """
 
 from __future__ import annotations
@@ -38,14 +48,13 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
+from callmetrics import arrivals
 from callmetrics.errors import UserError
 from callmetrics.publishing import duck
 from callmetrics.publishing.files import (
@@ -56,6 +65,7 @@ from callmetrics.publishing.files import (
     is_held,
     remove_tree,
     switch_symlink,
+    sync_file,
     write_atomic,
 )
 from callmetrics.publishing.manifest import (
@@ -65,18 +75,19 @@ from callmetrics.publishing.manifest import (
     number_of,
     version_name,
 )
-from callmetrics.settings import WAREHOUSE_ENV, Settings, warehouse_env
+from callmetrics.settings import DEFAULT_KEEP_VERSIONS, KEEP_VERSIONS_ENV, Settings
 
-KEEP_ENV = "CALLMETRICS_KEEP_VERSIONS"
-DEFAULT_KEEP = 3
-# Test hook: the named point of a build kills its own process (SIGKILL), as a crash would.
-FAULT_POINT_ENV = "CALLMETRICS_FAULT_POINT"
+DEFAULT_KEEP = DEFAULT_KEEP_VERSIONS
 CURRENT = "current"
 WORK = "work"
+# in each version folder: the digest of each mart's Parquet copy (duck.table_digest)
+DIGESTS_FILE = "parquet-digests.json"
 
 
-def fault_point(name: str) -> None:
-    if os.environ.get(FAULT_POINT_ENV) == name:
+def fault_point(fault: str | None, name: str) -> None:
+    """Test hook (Settings.fault_point): the named point of a publish kills its own process
+    (SIGKILL), as a crash would."""
+    if fault == name:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -85,11 +96,15 @@ class WorkSlot:
     """The file a build writes, and where its state came from."""
 
     path: Path
-    method: str  # fresh (no live version), reuse (an older kept version), copy (of the live one)
+    # fresh (no live version), reuse (an older kept version's file brought to the live one's
+    # bytes), copy (of the live one)
+    method: str
     base: int | None
-    carried: list[str] = field(default_factory=list)
     prepare_seconds: float = 0.0
     run_id: str | None = None
+    # reuse: the kept version whose file was brought up to date, and the bytes rewritten
+    reused: int | None = None
+    rewritten_bytes: int | None = None
 
     @property
     def base_name(self) -> str | None:
@@ -106,9 +121,17 @@ class PublishReport:
 
 
 class WarehouseStore:
-    def __init__(self, warehouse: Path, keep: int = DEFAULT_KEEP) -> None:
+    def __init__(
+        self,
+        warehouse: Path,
+        keep: int = DEFAULT_KEEP,
+        raw_dir: Path | None = None,
+        fault: str | None = None,
+    ) -> None:
         if keep < 2:
-            raise UserError(f"{KEEP_ENV} must be 2 or more (the live and the previous version)")
+            raise UserError(
+                f"{KEEP_VERSIONS_ENV} must be 2 or more (the live and the previous version)"
+            )
         self.link = Path(os.path.abspath(warehouse))
         stem = self.link.stem
         self.versions_dir = self.link.with_name(f"{stem}.versions")
@@ -120,17 +143,20 @@ class WarehouseStore:
         self.work_path = self.work_dir / self.db_name
         self.work_info_path = self.versions_dir / "work.json"
         self.keep = keep
+        # the raw directory builds read: with it, each version records its inputs (arrivals)
+        self.raw_dir = raw_dir
+        self.fault = fault
         self._lock = StoreLock(self.versions_dir / ".lock", str(self.link))
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> WarehouseStore:
         settings = settings or Settings.from_env()
-        text = os.environ.get(KEEP_ENV)
-        try:
-            keep = int(text) if text else DEFAULT_KEEP
-        except ValueError:
-            raise UserError(f"{KEEP_ENV}={text!r} is not a whole number") from None
-        return cls(settings.warehouse, keep=keep)
+        return cls(
+            settings.warehouse,
+            keep=settings.keep_versions,
+            raw_dir=settings.raw_dir,
+            fault=settings.fault_point,
+        )
 
     # ----------------------------------------------------------------- reading the state
 
@@ -200,6 +226,20 @@ class WarehouseStore:
         if live_before is not None and live.number == live_before.number:
             return f"not published: {live.name} keeps serving"
         return f"{live.name} was published before the run failed"
+
+    def quiet_night(self, payload_folders: list[Path]) -> arrivals.QuietNight | None:
+        """Whether a build now has nothing to do (`callmetrics.arrivals`): the live version was
+        built from the raw files and project there are now and wrote `payload_folders`."""
+        live = self.live()
+        if live is None or self.raw_dir is None:
+            return None
+        return arrivals.quiet_night(
+            self.raw_dir,
+            live.name,
+            self.version_dir(live.number),
+            live.published_at,
+            payload_folders,
+        )
 
     # ----------------------------------------------------------------- repairs (under lock)
 
@@ -326,18 +366,6 @@ class WarehouseStore:
         except ValueError:
             return None
 
-    def work_run_id(self) -> str | None:
-        """The run whose build is in the work file, if one is there."""
-        info = self._work_info()
-        run_id = None if info is None else info.get("run_id")
-        return None if run_id is None else str(run_id)
-
-    @contextmanager
-    def hold(self) -> Iterator[None]:
-        """Keep other builds, publishes and rollbacks of this warehouse out for a while."""
-        with self._lock.hold():
-            yield
-
     def ensure_work(self, run_id: str) -> WorkSlot:
         """The work file of run `run_id`, prepared by this call if the run has none yet.
 
@@ -347,30 +375,8 @@ class WarehouseStore:
         with self._lock.hold():
             info = self._work_info()
             if info is not None and info.get("run_id") == run_id:
-                base, carried = info.get("base"), info.get("carried")
-                return WorkSlot(
-                    path=self.work_path,
-                    method=str(info.get("method")),
-                    base=None if base is None else int(str(base)),
-                    carried=[str(t) for t in carried] if isinstance(carried, list) else [],
-                    prepare_seconds=float(str(info.get("prepare_seconds", 0.0))),
-                    run_id=run_id,
-                )
+                return _slot_of(self.work_path, info)
             return self.prepare_work(run_id=run_id)
-
-    @contextmanager
-    def building(self, run_id: str) -> Iterator[WorkSlot]:
-        """Point CALLMETRICS_WAREHOUSE (which dbt's profile reads) at the run's work file."""
-        work = self.ensure_work(run_id)
-        saved = os.environ.get(WAREHOUSE_ENV)
-        os.environ[WAREHOUSE_ENV] = str(work.path)
-        try:
-            yield work
-        finally:
-            if saved is None:
-                os.environ.pop(WAREHOUSE_ENV, None)
-            else:
-                os.environ[WAREHOUSE_ENV] = saved
 
     def prepare_work(self, run_id: str | None = None) -> WorkSlot:
         """Set up the work file a build writes (see the module docstring)."""
@@ -378,8 +384,11 @@ class WarehouseStore:
         with self._lock.hold():
             manifest = self._state()
             self._clear_scrap(manifest)
+            # what this build reads, recorded before dbt lists a file (callmetrics.arrivals)
+            inputs = None if self.raw_dir is None else arrivals.inputs_of(self.raw_dir)
             live = manifest.history[-1] if manifest.history else None
-            carried: list[str] = []
+            reused: int | None = None
+            rewritten: int | None = None
             step = "preparing the work file"
             try:
                 if live is None:
@@ -390,13 +399,16 @@ class WarehouseStore:
                 else:
                     slot = self._free_slot(manifest)
                     if slot is not None:
+                        # The kept file is brought to the live version's bytes, rewriting only
+                        # the blocks that differ: the build starts from the live state (no
+                        # night's arrivals applied twice) without writing a whole copy.
                         step = f"reusing {slot.name} as the work file"
                         os.rename(self.version_dir(slot.number), self.work_dir)
                         manifest.history.remove(slot)
                         manifest.save(self.manifest_path)
-                        step = f"copying the snapshots of {live.name} into the work file"
-                        carried = duck.carry_state(self.work_path, self._version_path(live))
-                        method, base = "reuse", slot.number
+                        step = f"bringing {slot.name} up to {live.name} in the work file"
+                        rewritten = sync_file(self._version_path(live), self.work_path)
+                        method, base, reused = "reuse", live.number, slot.number
                     else:
                         manifest.save(self.manifest_path)
                         step = f"copying {live.name} into the work file"
@@ -405,6 +417,8 @@ class WarehouseStore:
                         copy_file(self._version_path(live), copying)
                         os.rename(copying, self.work_path)
                         method, base = "copy", live.number
+                # a reused folder's record of its own inputs is not this build's
+                (self.work_dir / arrivals.INPUTS_FILE).unlink(missing_ok=True)
             except (OSError, duckdb.Error) as exc:
                 # leave nothing half-written behind: a retry after freeing space starts clean
                 remove_tree(self.work_dir)
@@ -412,22 +426,16 @@ class WarehouseStore:
                     f"{step} in {self.versions_dir} failed: {_reason(exc)}; "
                     "nothing was published"
                 ) from None
-            slot_info = WorkSlot(
-                path=self.work_path,
-                method=method,
-                base=base,
-                carried=carried,
-                prepare_seconds=round(time.perf_counter() - started, 3),
-                run_id=run_id,
-            )
             info = {
                 "method": method,
                 "base": base,
-                "carried": carried,
+                "reused": reused,
+                "rewritten_bytes": rewritten,
                 "prepared_at": _now().isoformat(),
-                "prepare_seconds": slot_info.prepare_seconds,
+                "prepare_seconds": round(time.perf_counter() - started, 3),
                 "pid": os.getpid(),
                 "run_id": run_id,
+                "inputs": inputs,
             }
             try:
                 write_atomic(self.work_info_path, json.dumps(info))
@@ -436,12 +444,7 @@ class WarehouseStore:
                 raise UserError(
                     f"writing {self.work_info_path} failed: {_reason(exc)}; nothing was published"
                 ) from None
-            return slot_info
-
-    def discard_work(self) -> None:
-        with self._lock.hold():
-            remove_tree(self.work_dir)
-            self.work_info_path.unlink(missing_ok=True)
+            return _slot_of(self.work_path, info)
 
     # ----------------------------------------------------------------- publish
 
@@ -449,7 +452,7 @@ class WarehouseStore:
         """Audit the work file, stamp, checkpoint, export Parquet, switch the link.
 
         With `run_id`, only the work file that run prepared is published."""
-        fault_point("before_publish")
+        fault_point(self.fault, "before_publish")
         with self._lock.hold():
             t0 = time.perf_counter()
             manifest = self._state()
@@ -480,9 +483,15 @@ class WarehouseStore:
             try:
                 remove_tree(staging)
                 staging.mkdir(parents=True)
-                audit, parquet_bytes, t_checkpoint, t_parquet = self._stamp_and_export(
-                    info, number, published_at, staging
+                live = manifest.history[-1] if manifest.history else None
+                audit, copies, t_checkpoint, t_parquet = self._stamp_and_export(
+                    info, number, published_at, staging, live
                 )
+                # beside the version: its Parquet digests and, when known, its inputs
+                write_atomic(self.work_dir / DIGESTS_FILE, json.dumps(copies.digests))
+                inputs = info.get("inputs")
+                if isinstance(inputs, dict):
+                    arrivals.write_inputs(self.work_dir, inputs)
             except (OSError, duckdb.Error) as exc:
                 remove_tree(staging)
                 raise UserError(
@@ -492,7 +501,7 @@ class WarehouseStore:
             except BaseException:
                 remove_tree(staging)
                 raise
-            fault_point("after_parquet")
+            fault_point(self.fault, "after_parquet")
             version_dir = self.version_dir(number)
             fsync_file(self.work_path)
             os.rename(self.work_dir, version_dir)
@@ -510,15 +519,16 @@ class WarehouseStore:
             manifest.history.append(version)
             manifest.last_number = number
             manifest.save(self.manifest_path)
-            fault_point("before_switch")
+            fault_point(self.fault, "before_switch")
             switch_symlink(self.link, self._link_target(number))  # the commit point
-            fault_point("after_switch")
+            fault_point(self.fault, "after_switch")
             switch_symlink(self.parquet_dir / CURRENT, name)
             t_switch = time.perf_counter()
             seconds = {
                 "prepare": float(str(info.get("prepare_seconds", 0.0))),
                 "checkpoint": round(t_checkpoint - t0, 3),
                 "parquet": round(t_parquet - t_checkpoint, 3),
+                "parquet_kept": len(copies.kept),
                 "switch": round(t_switch - t_parquet, 3),
                 "total": round(t_switch - t0, 3),
             }
@@ -529,15 +539,25 @@ class WarehouseStore:
             return PublishReport(
                 version=version,
                 seconds=seconds,
-                parquet_bytes=parquet_bytes,
+                parquet_bytes=copies.bytes,
                 warehouse_bytes=self.version_path(number).stat().st_size,
                 parquet_folder=self.parquet_dir / CURRENT,
             )
 
     def _stamp_and_export(
-        self, info: dict[str, object], number: int, published_at: datetime, staging: Path
-    ) -> tuple[duck.Audit, int, float, float]:
-        """Audit the marts, stamp the version, checkpoint, write the Parquet copies."""
+        self,
+        info: dict[str, object],
+        number: int,
+        published_at: datetime,
+        staging: Path,
+        live: Version | None,
+    ) -> tuple[duck.Audit, duck.ParquetCopies, float, float]:
+        """Audit the marts, stamp the version, checkpoint, write the Parquet copies (linking
+        the live version's copy of each mart that did not change)."""
+        previous, previous_digests = None, None
+        if live is not None:
+            previous = self.parquet_dir / live.name
+            previous_digests = _read_json(self.version_dir(live.number) / DIGESTS_FILE)
         name = version_name(number)
         base = None if info.get("base") is None else int(str(info["base"]))
         with duckdb.connect(str(self.work_path)) as con:
@@ -557,11 +577,13 @@ class WarehouseStore:
             )
             con.execute("checkpoint")
             t_checkpoint = time.perf_counter()
-            parquet_bytes = duck.export_parquet(con, audit.parquet_tables, staging)
+            copies = duck.export_parquet(
+                con, audit.parquet_tables, staging, previous, previous_digests
+            )
             t_parquet = time.perf_counter()
         if Path(f"{self.work_path}.wal").exists():
             raise RuntimeError(f"{self.work_path}.wal is left after a checkpoint")
-        return audit, parquet_bytes, t_checkpoint, t_parquet
+        return audit, copies, t_checkpoint, t_parquet
 
     def _prune(self, manifest: Manifest) -> None:
         """Keep the newest `keep` versions; a reader holding a removed one keeps its inode."""
@@ -572,14 +594,6 @@ class WarehouseStore:
         for path in self.parquet_dir.iterdir():
             if path.name != CURRENT and path.name not in kept:
                 remove_tree(path)
-
-    @contextmanager
-    def build_slot(self) -> Iterator[BuildSlot]:
-        """Hold the store for a whole build: prepare the work file, yield it, and leave it
-        unpublished (for inspection, discarded by the next build) unless `publish()` is called.
-        """
-        with self._lock.hold():
-            yield BuildSlot(self, self.prepare_work())
 
     # ----------------------------------------------------------------- rollback
 
@@ -601,27 +615,30 @@ class WarehouseStore:
             return previous, current
 
 
-class BuildSlot:
-    """A build in progress: dbt writes `path`; `publish()` makes it the live version."""
+def _slot_of(path: Path, info: dict[str, object]) -> WorkSlot:
+    """The WorkSlot that a work file's information (work.json) describes."""
 
-    def __init__(self, store: WarehouseStore, work: WorkSlot) -> None:
-        self.store = store
-        self.work = work
-        self.report: PublishReport | None = None
+    def number(key: str) -> int | None:
+        value = info.get(key)
+        return None if value is None else int(str(value))
 
-    @property
-    def path(self) -> Path:
-        return self.work.path
+    return WorkSlot(
+        path=path,
+        method=str(info.get("method")),
+        base=number("base"),
+        prepare_seconds=float(str(info.get("prepare_seconds", 0.0))),
+        run_id=None if info.get("run_id") is None else str(info.get("run_id")),
+        reused=number("reused"),
+        rewritten_bytes=number("rewritten_bytes"),
+    )
 
-    @contextmanager
-    def pointed(self) -> Iterator[None]:
-        """CALLMETRICS_WAREHOUSE names the work file while the build runs (dbt reads it)."""
-        with warehouse_env(self.path):
-            yield
 
-    def publish(self) -> PublishReport:
-        self.report = self.store.publish_work()
-        return self.report
+def _read_json(path: Path) -> dict[str, str] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else None
 
 
 def _now() -> datetime:

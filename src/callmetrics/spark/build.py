@@ -1,9 +1,9 @@
 """The build's Spark path: the same dbt call on the `spark` target, then the marts copied in.
 
 `callmetrics build` and the Dagster job run one `dbt build`; with `CALLMETRICS_TARGET=spark` the
-dbt project is parsed, built and tested with `--target spark` (orchestration/project.py passes
-`target_of_builds()` to its `DbtProject`; profiles.yml: the Thrift server at
-CALLMETRICS_SPARK_HOST/PORT), so Dagster's asset graph is Spark's, and,
+dbt project is parsed, built and tested with `--target spark` (the Dagster definitions give
+`target_of_builds()` to their `DbtProject`; profiles.yml: the Thrift server of the Spark
+settings, passed as `--vars`), so Dagster's asset graph is Spark's, and,
 once dbt and its tests passed, `after_dbt` copies the marts Spark wrote into the run's DuckDB
 work file (callmetrics.spark.marts). Publishing, the exporter, the API and PostgreSQL then read
 that file exactly as after a DuckDB build.

@@ -11,6 +11,7 @@ is one run (`BackfillPolicy.single_run()`) that writes each day's payloads.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -19,14 +20,15 @@ from dagster import (
     DailyPartitionsDefinition,
 )
 
-from callmetrics.settings import Settings
-
 TIMEZONE = "UTC"
 
-DAILY = DailyPartitionsDefinition(
-    start_date=Settings.from_env().partitions_start,
-    timezone=TIMEZONE,
-)
+
+@cache
+def daily_partitions(start: date) -> DailyPartitionsDefinition:
+    """The UTC days from `start` (`Settings.partitions_start`) to the last complete day."""
+    return DailyPartitionsDefinition(start_date=start.isoformat(), timezone=TIMEZONE)
+
+
 SINGLE_RUN = BackfillPolicy.single_run()
 
 _PARTITION_TAG = "dagster/partition"
@@ -62,12 +64,12 @@ def day_end(day: date) -> datetime:
     return day_start(day) + timedelta(days=1)
 
 
-def latest_partition_day() -> date:
+def latest_partition_day(partitions: DailyPartitionsDefinition) -> date:
     """The last complete UTC day: the newest partition."""
-    key = DAILY.get_last_partition_key()
+    key = partitions.get_last_partition_key()
     assert key is not None, "the partitions start in the future"
     return date.fromisoformat(key)
 
 
-def first_partition_day() -> date:
-    return date.fromisoformat(DAILY.get_first_partition_key())
+def first_partition_day(partitions: DailyPartitionsDefinition) -> date:
+    return date.fromisoformat(partitions.get_first_partition_key())

@@ -1,17 +1,23 @@
-"""`callmetrics rollback`: make the previous published version live again."""
+"""`callmetrics rollback`: make the previous published version live again.
+
+A command (the top layer): it drives the warehouse store, PostgreSQL's copy and Dagster's record
+of the published version.
+"""
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+from pathlib import Path
+
+from dagster import AssetObservation, DagsterInstance
 
 from callmetrics.errors import UserError
+from callmetrics.orchestration.assets.publish import PUBLISHED_KEY, warehouse_store
+from callmetrics.orchestration.instance import dagster_home
 from callmetrics.publishing.manifest import Version
-from callmetrics.publishing.store import WarehouseStore
-from callmetrics.settings import PROJECT_ROOT
-
-DAGSTER_HOME_ENV = "DAGSTER_HOME"
+from callmetrics.publishing.postgres import follow_rollback
+from callmetrics.settings import Settings
 
 
 def _describe(version: Version) -> str:
@@ -20,7 +26,8 @@ def _describe(version: Version) -> str:
 
 
 def run_rollback(args: argparse.Namespace) -> int:
-    store = WarehouseStore.from_settings()
+    settings = Settings.from_env()
+    store = warehouse_store(settings)
     if getattr(args, "list", False):
         versions = store.versions()
         if not versions:
@@ -32,34 +39,26 @@ def run_rollback(args: argparse.Namespace) -> int:
     if store.live() is None:
         raise UserError(f"no published version of {store.link}: run `callmetrics build`")
     live, rolled_back = store.rollback()
-    _tell_dagster(live, rolled_back)
+    _tell_dagster(dagster_home(), live, rolled_back)
     print(
         f"callmetrics rollback: {store.link} now serves {_describe(live)}; "
         f"{rolled_back.name} is no longer served (the next build discards it). "
         "Readers with an open connection keep their version until they reconnect.",
         file=sys.stderr,
     )
-    from callmetrics.publishing.postgres import follow_rollback
-
-    followed = follow_rollback(live)  # the second destination, when configured
+    followed = follow_rollback(live, settings)  # the second destination, when configured
     if followed:
         print(f"callmetrics rollback: {followed}", file=sys.stderr)
     return 0
 
 
-def _tell_dagster(live: Version, rolled_back: Version) -> None:
+def _tell_dagster(home: Path, live: Version, rolled_back: Version) -> None:
     """Record the rollback on the `warehouse/published_version` asset, so the Dagster UI shows which
     version is live. The rollback itself is done; a Dagster failure only costs that note."""
-    home = os.environ.get(DAGSTER_HOME_ENV) or str(PROJECT_ROOT / "dagster_home")
-    if not os.path.isdir(home):
+    if not home.is_dir():
         return
-    os.environ.setdefault(DAGSTER_HOME_ENV, home)
     try:
-        from dagster import AssetObservation, DagsterInstance
-
-        from orchestration.assets.publish import PUBLISHED_KEY
-
-        with DagsterInstance.get() as instance:
+        with DagsterInstance.from_config(str(home)) as instance:
             instance.report_runless_asset_event(
                 AssetObservation(
                     asset_key=PUBLISHED_KEY,

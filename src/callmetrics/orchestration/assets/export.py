@@ -18,40 +18,30 @@ its write lock while any process holds the file.
 
 from collections.abc import Sequence
 from datetime import date, timedelta
-from pathlib import Path
 
 import duckdb
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
+    AssetChecksDefinition,
     AssetCheckSeverity,
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
     MaterializeResult,
+    PartitionsDefinition,
     asset,
     asset_check,
 )
 
-from callmetrics.settings import (
-    DEFAULT_MAX_LAG_HOURS,
-    EXPORT_DIR_ENV,
-    MART_MAX_LAG_ENV,
-    Settings,
-)
-from orchestration.assets.publish import file_to_read
-from orchestration.partitions import DAILY, SINGLE_RUN, day_start, run_days
+from callmetrics.exporter.api import Exporter
+from callmetrics.exporter.commands import write_all
+from callmetrics.exporter.timerange import parse_range
+from callmetrics.orchestration.assets.publish import file_to_read, warehouse_store
+from callmetrics.orchestration.partitions import SINGLE_RUN, day_start, run_days
+from callmetrics.settings import DEFAULT_MAX_LAG_HOURS, MART_MAX_LAG_ENV, Settings
 
 TRAILING_DAYS = 30
-
-
-# the variable that moves the payloads (callmetrics.settings reads it; named in the README)
-EXPORT_DIR_VARIABLE = EXPORT_DIR_ENV
-
-
-def export_dir(settings: Settings) -> Path:
-    """Where the payloads go: $CALLMETRICS_EXPORT_DIR, default exports/ beside the warehouse."""
-    return settings.exports
 
 
 def export_windows(day: date) -> dict[str, tuple[date, date]]:
@@ -62,11 +52,13 @@ def export_windows(day: date) -> dict[str, tuple[date, date]]:
     }
 
 
-def build_export_asset(deps: Sequence[AssetKey]) -> AssetsDefinition:
+def build_export_asset(
+    deps: Sequence[AssetKey], partitions: PartitionsDefinition, settings: Settings
+) -> AssetsDefinition:
     @asset(
         key=AssetKey(["exports", "metrics_payloads"]),
         deps=list(deps),
-        partitions_def=DAILY,
+        partitions_def=partitions,
         backfill_policy=SINGLE_RUN,
         group_name="exports",
         kinds={"python", "json"},
@@ -76,12 +68,7 @@ def build_export_asset(deps: Sequence[AssetKey]) -> AssetsDefinition:
         ),
     )
     def metrics_payloads(context: AssetExecutionContext) -> MaterializeResult:
-        from callmetrics.exporter.api import Exporter
-        from callmetrics.exporter.commands import write_all
-        from callmetrics.exporter.timerange import parse_range
-
-        settings = Settings.from_env()
-        root = export_dir(settings)
+        root = settings.exports
         first, last = run_days(context)
         written = 0
         folders: list[str] = []
@@ -103,7 +90,9 @@ def build_export_asset(deps: Sequence[AssetKey]) -> AssetsDefinition:
     return metrics_payloads
 
 
-def build_mart_freshness_check(mart_key: AssetKey, table: str):  # -> AssetChecksDefinition
+def build_mart_freshness_check(
+    mart_key: AssetKey, table: str, settings: Settings
+) -> AssetChecksDefinition:
     """Blocking: the mart's newest bucket must reach the run's last day (less the allowed lag)."""
 
     @asset_check(
@@ -117,9 +106,10 @@ def build_mart_freshness_check(mart_key: AssetKey, table: str):  # -> AssetCheck
     )
     def mart_fresh(context: AssetCheckExecutionContext) -> AssetCheckResult:
         _first, last = run_days(context)
-        needed = day_start(last) - Settings.from_env().mart_max_lag
+        needed = day_start(last) - settings.mart_max_lag
         # Before publishing, the run's work file holds the marts just built.
-        con = duckdb.connect(str(file_to_read(context.run.run_id)), read_only=True)
+        work = file_to_read(warehouse_store(settings), context.run.run_id)
+        con = duckdb.connect(str(work), read_only=True)
         try:
             con.execute("set timezone = 'UTC'")
             row = con.execute(f"select max(bucket_start) from {table}").fetchone()

@@ -25,16 +25,18 @@ import duckdb
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
+    AssetChecksDefinition,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetKey,
     AssetSpec,
     multi_asset_check,
 )
+from dagster_dbt import DagsterDbtTranslator
 
+from callmetrics.orchestration.partitions import day_end, run_days
+from callmetrics.orchestration.project import RAW_GROUP
 from callmetrics.settings import DEFAULT_MAX_LAG_HOURS, RAW_MAX_LAG_ENV, RAW_TABLES, Settings
-from orchestration.partitions import day_end, run_days
-from orchestration.project import RAW_GROUP, CallmetricsTranslator
 
 CURRENT_STATE_TABLES = ("resellers", "organizations", "agents")
 # table -> the timestamp column whose newest value says how far the extract reaches
@@ -48,7 +50,9 @@ class RawSource:
     description: str
 
 
-def raw_sources(manifest: Mapping[str, Any], translator: CallmetricsTranslator) -> list[RawSource]:
+def raw_sources(
+    manifest: Mapping[str, Any], translator: DagsterDbtTranslator
+) -> list[RawSource]:
     """The dbt sources that name a raw table of the contract, with their asset keys."""
     found: dict[str, RawSource] = {}
     for props in manifest["sources"].values():
@@ -113,7 +117,7 @@ def _check_name(table: str) -> str:
 CHECKED_TABLES = (*FRESHNESS_COLUMNS, *CURRENT_STATE_TABLES)
 
 
-def build_raw_checks(sources: Sequence[RawSource]):  # -> AssetChecksDefinition
+def build_raw_checks(sources: Sequence[RawSource], settings: Settings) -> AssetChecksDefinition:
     sources = [s for s in sources if s.table in CHECKED_TABLES]
     specs = [
         AssetCheckSpec(
@@ -133,7 +137,6 @@ def build_raw_checks(sources: Sequence[RawSource]):  # -> AssetChecksDefinition
 
     @multi_asset_check(specs=specs, name="raw_sources_fresh", compute_kind="duckdb")
     def raw_sources_fresh(context: AssetCheckExecutionContext) -> Iterator[AssetCheckResult]:
-        settings = Settings.from_env()
         raw_dir = settings.raw_dir
         _first, last = run_days(context)
         needed = day_end(last) - settings.raw_max_lag

@@ -1,7 +1,7 @@
 """Write, audit, publish (`callmetrics.publishing`): dbt writes a work file, never the live one.
 
-The dbt step points `CALLMETRICS_WAREHOUSE` at the run's work file (`WarehouseStore.building`,
-keyed by the Dagster run id). After every dbt
+The dbt step writes the run's work file (`WarehouseStore.ensure_work`, keyed by the Dagster run
+id; dbt gets its path as `--vars`). After every dbt
 model and test passed and the marts' freshness check passed, `published_version` publishes the
 work file: the warehouse link switches to it in one rename. The export reads the live version.
 A failing test or a stale source therefore leaves the live warehouse as it was.
@@ -22,19 +22,19 @@ from dagster import (
     asset,
 )
 
-from callmetrics.publishing import PublishReport, WarehouseStore
+from callmetrics.publishing.postgres import PostgresError, publish_if_configured
+from callmetrics.publishing.store import PublishReport, WarehouseStore
 from callmetrics.settings import Settings
 
 PUBLISHED_KEY = AssetKey(["warehouse", "published_version"])
 
 
-def store() -> WarehouseStore:
-    return WarehouseStore.from_settings(Settings.from_env())
+def warehouse_store(settings: Settings) -> WarehouseStore:
+    return WarehouseStore.from_settings(settings)
 
 
-def file_to_read(run_id: str) -> Path:
+def file_to_read(current: WarehouseStore, run_id: str) -> Path:
     """The run's work file when this run is building one, else the live warehouse."""
-    current = store()
     try:
         info = json.loads(current.work_info_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -44,7 +44,7 @@ def file_to_read(run_id: str) -> Path:
     return current.link
 
 
-def build_publish_asset(deps: Sequence[AssetKey]) -> AssetsDefinition:
+def build_publish_asset(deps: Sequence[AssetKey], settings: Settings) -> AssetsDefinition:
     @asset(
         key=PUBLISHED_KEY,
         deps=list(deps),
@@ -56,11 +56,11 @@ def build_publish_asset(deps: Sequence[AssetKey]) -> AssetsDefinition:
         ),
     )
     def published_version(context: AssetExecutionContext) -> MaterializeResult:
-        current = store()
+        current = warehouse_store(settings)
         report = current.publish_work(run_id=context.run.run_id)
         version = report.version
         context.log.info(f"published {version.name} ({version.method})")
-        postgres = publish_to_postgres(context, current, report)
+        postgres = publish_to_postgres(context, current, report, settings)
         return MaterializeResult(
             metadata={
                 **postgres,
@@ -78,19 +78,20 @@ def build_publish_asset(deps: Sequence[AssetKey]) -> AssetsDefinition:
 
 
 def publish_to_postgres(
-    context: AssetExecutionContext, current: WarehouseStore, report: PublishReport
+    context: AssetExecutionContext,
+    current: WarehouseStore,
+    report: PublishReport,
+    settings: Settings,
 ) -> dict[str, str | int | float]:
     """The second destination: the same version in PostgreSQL when CALLMETRICS_POSTGRES_URL is
     set. A failure fails this step with one line; the DuckDB version stays published."""
-    from callmetrics.publishing.postgres import PostgresError, publish_if_configured
-
     version = report.version
     live_path = current.live_path()
     try:
         loaded = (
             None
             if live_path is None
-            else publish_if_configured(live_path, version, keep=current.keep)
+            else publish_if_configured(live_path, version, keep=current.keep, settings=settings)
         )
     except PostgresError as exc:
         context.log_event(
