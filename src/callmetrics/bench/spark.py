@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     home = work / "dagster_home"
     home.mkdir(exist_ok=True)
     shutil.copyfile(PROJECT_ROOT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
-    server = Server(base=work / "spark", host="127.0.0.1", port=_free_port(),
+    server = Server(base=work / "spark-server", host="127.0.0.1", port=_free_port(),
                     memory=args.spark_memory)  # fmt: skip
     shutil.rmtree(server.base, ignore_errors=True)
     common = {"DAGSTER_HOME": str(home), "DBT_TARGET_PATH": str(work / "target"),
