@@ -111,7 +111,7 @@
     from {{ 'counted_samples' if samples else 'counted_calls' }}
     group by organization_id, bucket_start{% for key in keys %}, {{ key.expression }}{% endfor %}
     -- stored in organization and time order: a range of one organization reads few row groups
-    order by organization_id, bucket_start
+    {{ storage_order(['organization_id', 'bucket_start']) }}
 {%- endmacro %}
 
 {#- A string as a SQL text literal. -#}

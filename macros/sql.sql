@@ -40,3 +40,19 @@
 {% macro spark__divide(numerator, denominator) -%}
     try_divide({{ numerator }}, {{ denominator }})
 {%- endmacro %}
+
+{#- The order a table is stored in (its last clause), so that a range of one organization reads
+    few row groups: DuckDB sorts the whole result (`order by`); Spark sorts each task's output
+    (`sort by`), which gives every file the same clustering without a global sort, a shuffle
+    of every row into ranges. -#}
+{% macro storage_order(columns) -%}
+    {{ return(adapter.dispatch('storage_order', 'callmetrics')(columns)) }}
+{%- endmacro %}
+
+{% macro default__storage_order(columns) -%}
+    order by {{ columns | join(', ') }}
+{%- endmacro %}
+
+{% macro spark__storage_order(columns) -%}
+    sort by {{ columns | join(', ') }}
+{%- endmacro %}

@@ -86,4 +86,4 @@ select
     {{ load_time() }} as _loaded_at{{ spark_partition_column() }}
 from calls_with_telemetry
 -- stored in organization and time order: a range of one organization reads few row groups
-order by organization_id, bucket_start
+{{ storage_order(['organization_id', 'bucket_start']) }}

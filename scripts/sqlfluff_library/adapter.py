@@ -10,6 +10,7 @@ from collections.abc import Callable
 # where they stand): linted in their DuckDB form.
 DUCKDB_FORMS: dict[str, Callable[..., str]] = {
     "cte_hint": lambda hint: hint,
+    "storage_order": lambda columns: "order by " + ", ".join(columns),
 }
 
 
