@@ -94,9 +94,22 @@ def manifest_is_stale(project: DbtProject, dbt_vars: Mapping[str, str]) -> bool:
 
 
 def _parse(project: DbtProject, dbt_vars: Mapping[str, str]) -> None:
+    """`dbt parse` into a folder of its own, then its manifest, partial-parsing state and the
+    stamp replace the target's in one rename each: a reader (another process building its
+    definitions) never sees a file half written."""
+    target = project.manifest_path.parent
+    scratch = target / f".parse-{os.getpid()}"
+    shutil.rmtree(scratch, ignore_errors=True)
     args = ["parse", "--quiet", *vars_arg(dbt_vars)]
-    dbt_resource(project).cli(args, target_path=project.target_path).wait()
-    _parse_stamp(project).write_text(vars_arg(dbt_vars)[1], encoding="utf-8")
+    try:
+        dbt_resource(project).cli(args, target_path=scratch).wait()
+        stamp = scratch / _parse_stamp(project).name
+        stamp.write_text(vars_arg(dbt_vars)[1], encoding="utf-8")
+        for name in ("partial_parse.msgpack", stamp.name, project.manifest_path.name):
+            if (scratch / name).exists():
+                os.replace(scratch / name, target / name)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def dbt_project(dbt_vars: Mapping[str, str], target_path: str | None = None) -> DbtProject:
