@@ -9,7 +9,7 @@ export CALLMETRICS_WAREHOUSE ?= $(CURDIR)/data/warehouse/callmetrics.duckdb
 export DBT_SEND_ANONYMOUS_USAGE_STATS = false
 export DO_NOT_TRACK = 1
 
-.PHONY: install install-test demo test lint dagster docs screenshot bench bench-10m bench-api clean
+.PHONY: install install-test java demo test lint dagster docs screenshot bench bench-10m bench-api clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ install: $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 
 install-test: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test,bi]'
+	$(BIN)/pip install --quiet -e '.[test,bi,spark]'
 	@if [ -f scripts/setup_compat_duckdb.sh ]; then bash scripts/setup_compat_duckdb.sh; fi
 
 demo: install
@@ -29,10 +29,14 @@ lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/sqlfluff lint models tests/dbt snapshots --processes 2
 
-test: install-test lint
+test: install-test lint java
 	$(BIN)/dbt parse --quiet
 	$(BIN)/dagster definitions validate
-	$(BIN)/pytest -n 2
+	$(BIN)/pytest -n 2 --dist loadgroup
+
+# The Spark tests (tests/test_spark*.py) run a local Spark, which needs Java 17.
+java:
+	@command -v java >/dev/null || { echo "Spark needs Java 17: apt-get install -y openjdk-17-jre-headless" >&2; exit 1; }
 
 dagster: install
 	$(BIN)/dagster dev

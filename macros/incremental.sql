@@ -6,7 +6,7 @@
     their min/max statistics. -#}
 {% macro max_timestamp_literal(relation, column) -%}
     {%- set query -%}
-        select strftime(max({{ column }}) at time zone 'UTC', '%Y-%m-%d %H:%M:%S.%f')
+        select {{ utc_timestamp_text('max(' ~ column ~ ')') }}
         from {{ relation }}
     {%- endset -%}
     {%- set found = none -%}
@@ -14,9 +14,9 @@
         {%- set found = run_query(query).columns[0].values()[0] -%}
     {%- endif -%}
     {%- if found is none -%}
-        '-infinity'::timestamptz
+        {{ minus_infinity_timestamp() }}
     {%- else -%}
-        '{{ found }}+00'::timestamptz
+        {{ utc_timestamp_literal(found) }}
     {%- endif -%}
 {%- endmacro %}
 

@@ -12,3 +12,12 @@
         when {{ column }} > 0 then ceil(ln({{ column }}) / ln(1.01 / 0.99))
     end as integer)
 {%- endmacro %}
+
+{#- Spark: the same mapping in doubles (Spark would divide 1.01 by 0.99 as decimals, to six
+    places). -#}
+{% macro spark__latency_sketch_bin(column) -%}
+    cast(case
+        when {{ column }} = 0 then -2147483648
+        when {{ column }} > 0 then ceil(ln({{ column }}) / ln(double(1.01) / double(0.99)))
+    end as integer)
+{%- endmacro %}

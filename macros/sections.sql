@@ -54,12 +54,14 @@
     {{ return((node.config.get('meta', {}).get('samples') or '') | trim) }}
 {%- endmacro %}
 
-{#- A key derived from a bucket column: its UTC date or its UTC hour of day. -#}
-{% macro bucket_key_sql(kind, column) -%}
+{#- A key derived from a bucket column: its UTC date or its UTC hour of day. In DuckDB's SQL
+    when `for_exporter` (the exporter reads marts.section_columns in DuckDB, whichever engine
+    built the marts); else in this adapter's. -#}
+{% macro bucket_key_sql(kind, column, for_exporter=false) -%}
     {%- if kind == 'utc_date' -%}
-        {{ return(utc_date(column)) }}
+        {{ return(default__utc_date(column) if for_exporter else utc_date(column)) }}
     {%- elif kind == 'utc_hour' -%}
-        {{ return(utc_hour(column)) }}
+        {{ return(default__utc_hour(column) if for_exporter else utc_hour(column)) }}
     {%- else -%}
         {{ exceptions.raise_compiler_error("bucket_key must be utc_date or utc_hour, not " ~ kind) }}
     {%- endif -%}
@@ -78,6 +80,7 @@
     bucket and key; in an incremental run only the touched buckets (replace_buckets strategy).
     At parse time the columns are not known yet: only the references are rendered. -#}
 {% macro section_mart() -%}
+    {{- config(**incremental_config('buckets')) -}}
     {%- set columns = section_columns(model) if execute else [] -%}
     {%- set keys = columns | selectattr('role', 'equalto', 'key') | list -%}
     {%- set parts = columns | selectattr('role', 'equalto', 'part') | list -%}
@@ -90,7 +93,7 @@
     counted_samples as (
         select
             *,
-            unnest({{ samples }}) as sample
+            {{ unnest_list(samples) }} as sample
         from counted_calls
     ){% endif %}
 
@@ -104,6 +107,7 @@
         {{ section_part_sum(part) }} as {{ part.name }},
         {%- endfor %}
         {{ load_time() }} as _loaded_at
+        {{- spark_partition_column() }}
     from {{ 'counted_samples' if samples else 'counted_calls' }}
     group by organization_id, bucket_start{% for key in keys %}, {{ key.expression }}{% endfor %}
     -- stored in organization and time order: a range of one organization reads few row groups
@@ -116,7 +120,8 @@
 {%- endmacro %}
 
 {#- Every declared column of every section mart, sorted by mart then YAML order: a list of
-    {section, mart, calls, position, column} (column as in section_columns()). Empty at parse
+    {section, mart, calls, position, column} (column as in section_columns(), a bucket key's SQL
+    in DuckDB's, for the exporter). Empty at parse
     time. -#}
 {% macro section_declarations() -%}
     {%- set rows = [] -%}
@@ -124,6 +129,10 @@
         {%- for node in graph.nodes.values() | sort(attribute='name') -%}
             {%- if node.resource_type == 'model' and node.config.get('meta', {}).get('section') -%}
                 {%- for column in section_columns(node) -%}
+                    {%- if column.bucket_key -%}
+                        {%- do column.update({'expression': bucket_key_sql(
+                            column.bucket_key, 'bucket_start', for_exporter=true)}) -%}
+                    {%- endif -%}
                     {%- do rows.append({
                         'section': node.config.meta.section,
                         'mart': node.alias,

@@ -27,12 +27,12 @@
     {%- endif %}
 {%- endmacro %}
 
-{#- The relations of every model built with the replace_buckets strategy that exist already. -#}
+{#- The relations of every bucket-replaced model (incremental_config('buckets')) that exist already. -#}
 {% macro bucket_replaced_relations() -%}
     {%- set found = [] -%}
     {%- for node in graph.nodes.values() -%}
         {%- if node.resource_type == 'model' and node.config.materialized == 'incremental'
-            and node.config.get('incremental_strategy') == 'replace_buckets' -%}
+            and node.config.get('replaces') == 'buckets' -%}
             {%- set relation = adapter.get_relation(
                 database=node.database, schema=node.schema, identifier=node.alias) -%}
             {%- if relation is not none -%}{%- do found.append(relation) -%}{%- endif -%}
@@ -53,7 +53,7 @@
         {{ return(none) }}
     {%- endif -%}
     {%- set query -%}
-        select strftime(min(watermark) at time zone 'UTC', '%Y-%m-%d %H:%M:%S.%f'), count(watermark) = count(*)
+        select {{ utc_timestamp_text('min(watermark)') }}, count(watermark) = count(*)
         from (
             {%- for relation in relations %}
             select max(_loaded_at) as watermark from {{ relation }}
@@ -63,9 +63,9 @@
     {%- endset -%}
     {%- set row = run_query(query).rows[0] -%}
     {%- if row[0] is none or not row[1] -%}
-        {{ return("'-infinity'::timestamptz") }}
+        {{ return(minus_infinity_timestamp()) }}
     {%- endif -%}
-    {{ return("'" ~ row[0] ~ "+00'::timestamptz") }}
+    {{ return(utc_timestamp_literal(row[0])) }}
 {%- endmacro %}
 
 {#- Incremental strategy `replace_buckets`: delete every row of the target in a touched bucket

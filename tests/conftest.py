@@ -21,7 +21,7 @@ from filelock import FileLock
 from callmetrics.settings import PROJECT_ROOT, RAW_DIR_ENV, WAREHOUSE_ENV
 from tests.fixtures.handmade import write_handmade_raw
 
-pytest_plugins = ["tests.postgres_fixtures"]
+pytest_plugins = ["tests.postgres_fixtures", "tests.spark_support"]
 
 GENERATED_CALLS = 3_000
 GENERATED_SEED = 7

@@ -8,14 +8,7 @@
     for the first time, and new copies of events loaded before, which add only to
     duplicate_copy_count) and adds them to the stored rows of the calls they name; it never
     scans the staged event history. -#}
-{{
-    config(
-        materialized='incremental',
-        unique_key='call_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-    )
-}}
+{{ config(**incremental_config('keys', unique_key='call_id')) }}
 
 {#- Incremental: the rows written since this model's last load. Rows are appended in load order,
     so a literal watermark lets DuckDB skip the older row groups. -#}
@@ -58,7 +51,7 @@ judged as (
         and total_tokens > 0
         and cached_tokens >= 0
         and cached_tokens <= total_tokens as is_token_sample,
-        cached_tokens / total_tokens as token_ratio,
+        {{ divide('cached_tokens', 'total_tokens') }} as token_ratio,
         event_type = 'stt' and confidence between 0 and 1 as is_confidence_sample,
         event_type = 'tool' and tool_status in ('success', 'error') as is_tool_call
     from events
@@ -81,11 +74,8 @@ read_parts as (
         cast(sum(added_duplicates) as bigint) as duplicate_copy_count,
         count(*) filter (where is_new_event and is_latency_sample) as latency_sample_count,
         {{ sorted_values('ttft_ms', where='is_new_event and is_latency_sample') }} as latency_values,
-        coalesce(
-            list({{ latency_sketch_bin('ttft_ms') }} order by ttft_ms)
-            filter (where is_new_event and is_latency_sample),
-            []
-        ) as latency_bins,
+        {{ ordered_list(latency_sketch_bin('ttft_ms'), 'ttft_ms', 'is_new_event and is_latency_sample') }}
+            as latency_bins,
         count(*) filter (where is_new_event and is_token_sample) as token_sample_count,
         {{ sorted_values('token_ratio', where='is_new_event and is_token_sample') }} as token_ratio_values,
         count(*) filter (where is_new_event and is_confidence_sample) as confidence_sample_count,
@@ -123,9 +113,7 @@ call_parts as (
         read_parts.latency_sample_count
         + coalesce(stored_parts.latency_sample_count, 0) as latency_sample_count,
         {{ merge_sorted('stored_parts.latency_values', 'read_parts.latency_values') }} as latency_values,
-        list_sort(
-            list_concat(coalesce(stored_parts.latency_bins, []), read_parts.latency_bins)
-        ) as latency_bins,
+        {{ merge_sorted('stored_parts.latency_bins', 'read_parts.latency_bins') }} as latency_bins,
         read_parts.token_sample_count
         + coalesce(stored_parts.token_sample_count, 0) as token_sample_count,
         {{ merge_sorted('stored_parts.token_ratio_values', 'read_parts.token_ratio_values') }}

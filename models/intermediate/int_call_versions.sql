@@ -3,14 +3,7 @@
     superseded versions and duplicate copies from here, per call, instead of grouping the whole
     change log every night.
     Incremental: a run recounts the calls that got a row since its last load. -#}
-{{
-    config(
-        materialized='incremental',
-        unique_key='call_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-    )
-}}
+{{ config(**incremental_config('keys', unique_key='call_id')) }}
 
 {%- if is_incremental() %}
 {%- set watermark = loaded_watermark() %}

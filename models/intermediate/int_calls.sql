@@ -3,14 +3,7 @@
     Incremental: a run rewrites the calls whose latest version was loaded by this run and
     remembers where each of them was before (prev_*), so that the marts can recompute both the
     bucket a call left and the bucket it entered. -#}
-{{
-    config(
-        materialized='incremental',
-        unique_key='call_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-    )
-}}
+{{ config(**incremental_config('keys', unique_key='call_id')) }}
 
 with new_versions as (
     select *
@@ -40,9 +33,9 @@ previous_versions as (
 {%- else -%}
 previous_versions as (
     select
-        cast(null as varchar) as call_id,
-        cast(null as varchar) as organization_id,
-        cast(null as timestamptz) as bucket_start,
+        cast(null as string) as call_id,
+        cast(null as string) as organization_id,
+        cast(null as {{ type_timestamptz() }}) as bucket_start,
         cast(null as boolean) as is_counted
     where false
 ),

@@ -2,14 +2,7 @@
     marker rows (which count the rows without an event_id). dq_left_out_rows counts them here
     instead of scanning every staged event each night.
     Incremental: a run takes the staged rows loaded (or re-delivered) since its last load. -#}
-{{
-    config(
-        materialized='incremental',
-        unique_key='event_key',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-    )
-}}
+{{ config(**incremental_config('keys', unique_key='event_key')) }}
 
 select
     event_key,

@@ -14,9 +14,9 @@ with
 {% if since is none -%}
 touches as (
     select
-        cast(null as varchar) as organization_id,
-        cast(null as timestamptz) as bucket_start,
-        cast(null as timestamptz) as touched_at
+        cast(null as string) as organization_id,
+        cast(null as {{ type_timestamptz() }}) as bucket_start,
+        cast(null as {{ type_timestamptz() }}) as touched_at
     where false
 )
 {%- else -%}

@@ -10,7 +10,7 @@ with snapshot_versions as (
         raw_status,
         dbt_valid_from,
         dbt_valid_to,
-        coalesce(cast(dbt_is_deleted as varchar) = 'True', false) as is_deletion_record
+        coalesce(cast(dbt_is_deleted as string) = 'True', false) as is_deletion_record
     from {{ ref('snp_platform__agents') }}
 ),
 
@@ -57,10 +57,10 @@ agents_on_calls as (
 never_seen_agents as (
     select
         agents_on_calls.agent_id,
-        cast(null as varchar) as organization_id,
+        cast(null as string) as organization_id,
         'Unknown agent' as agent_name,
         'deleted' as status,
-        cast(null as varchar) as raw_status
+        cast(null as string) as raw_status
     from agents_on_calls
     anti join last_seen_versions
         on agents_on_calls.agent_id = last_seen_versions.agent_id

@@ -19,10 +19,10 @@ organizations_named_by_calls as (
 calls_only_organizations as (
     select
         organizations_named_by_calls.organization_id,
-        cast(null as varchar) as organization_name,
-        cast(null as varchar) as reseller_id,
+        cast(null as string) as organization_name,
+        cast(null as string) as reseller_id,
         'UTC' as timezone,
-        cast(null as timestamptz) as created_at
+        cast(null as {{ type_timestamptz() }}) as created_at
     from organizations_named_by_calls
     anti join extract_organizations
         on organizations_named_by_calls.organization_id = extract_organizations.organization_id

@@ -17,8 +17,8 @@ resellers_named_by_organizations as (
 organizations_only_resellers as (
     select
         resellers_named_by_organizations.reseller_id,
-        cast(null as varchar) as reseller_name,
-        cast(null as timestamptz) as created_at
+        cast(null as string) as reseller_name,
+        cast(null as {{ type_timestamptz() }}) as created_at
     from resellers_named_by_organizations
     anti join extract_resellers
         on resellers_named_by_organizations.reseller_id = extract_resellers.reseller_id

@@ -1,14 +1,7 @@
 {#- One row per counted call (latest version, valid, ended) with its additive parts.
     Incremental: every (organization, bucket) touched since the last load is rebuilt whole
     (replace_buckets strategy, macros/touched_buckets.sql). -#}
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='replace_buckets',
-        unique_key=['organization_id', 'bucket_start'],
-        on_schema_change='fail',
-    )
-}}
+{{ config(**incremental_config('buckets', unique_key=['organization_id', 'bucket_start'])) }}
 -- depends_on: {{ ref('int_touched_buckets') }}
 
 with counted_calls as (
@@ -44,7 +37,7 @@ calls_with_telemetry as (
         counted_calls.escalation_us,
         coalesce(call_telemetry.latency_sample_count, 0) as latency_sample_count,
         coalesce(call_telemetry.latency_ms_sum, 0) as latency_ms_sum,
-        coalesce(call_telemetry.latency_bins, cast([] as integer[])) as latency_bins,
+        coalesce(call_telemetry.latency_bins, {{ empty_integer_list() }}) as latency_bins,
         coalesce(call_telemetry.token_sample_count, 0) as token_sample_count,
         coalesce(call_telemetry.token_ratio_sum, 0) as token_ratio_sum,
         coalesce(call_telemetry.confidence_sample_count, 0) as confidence_sample_count,
@@ -90,7 +83,7 @@ select
     tool_success_count,
     telemetry_event_count,
     updated_at,
-    {{ load_time() }} as _loaded_at
+    {{ load_time() }} as _loaded_at{{ spark_partition_column() }}
 from calls_with_telemetry
 -- stored in organization and time order: a range of one organization reads few row groups
 order by organization_id, bucket_start

@@ -128,20 +128,13 @@ event_call_reasons as (
 -- Metric-level exclusions: events of counted calls skipped by one metric only.
 event_metric_reasons as (
     select
-        unnest([
-            'invalid_ttft_ms',
-            'invalid_token_counts',
-            'invalid_confidence',
-            'invalid_tool_status',
-            'invalid_payload_json'
-        ]) as reason,
-        unnest([
-            llm_event_count - latency_sample_count,
-            llm_event_count - token_sample_count,
-            stt_event_count - confidence_sample_count,
-            tool_event_count - tool_call_count,
-            malformed_payload_count
-        ]) as row_count
+        {{ unnest_pairs([
+            ["'invalid_ttft_ms'", 'llm_event_count - latency_sample_count'],
+            ["'invalid_token_counts'", 'llm_event_count - token_sample_count'],
+            ["'invalid_confidence'", 'stt_event_count - confidence_sample_count'],
+            ["'invalid_tool_status'", 'tool_event_count - tool_call_count'],
+            ["'invalid_payload_json'", 'malformed_payload_count'],
+        ], 'reason', 'row_count') }}
     from call_telemetry
     where call_counted
 ),
@@ -275,6 +268,6 @@ reasons_with_totals as (
 select
     source_table,
     reason,
-    not starts_with(reason, 'invalid_') as is_row_level,
+    left(reason, 8) != 'invalid_' as is_row_level,
     cast(row_count as bigint) as row_count
 from reasons_with_totals

@@ -6,9 +6,15 @@ placeholder when linting: the SQL around it is linted, the engine-specific piece
 
 from collections.abc import Callable
 
+# Dispatched pieces that are syntax rather than an expression (a placeholder call would not parse
+# where they stand): linted in their DuckDB form.
+DUCKDB_FORMS: dict[str, Callable[..., str]] = {
+    "cte_hint": lambda hint: hint,
+}
+
 
 def dispatch(name: str, macro_namespace: str | None = None) -> Callable[..., str]:
     def placeholder(*_args: object, **_kwargs: object) -> str:
         return f"lint_placeholder_{name}()"
 
-    return placeholder
+    return DUCKDB_FORMS.get(name, placeholder)

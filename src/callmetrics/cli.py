@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     from callmetrics.publishing.postgres_commands import add_parsers as add_postgres_parsers
 
     add_postgres_parsers(sub)
+    from callmetrics.spark.commands import add_parsers as add_spark_parsers
+
+    add_spark_parsers(sub)
     return parser
 
 
@@ -153,6 +156,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from callmetrics.publishing.postgres_commands import run_bi_user
 
         return run_bi_user(args)
+    if args.command == "spark":
+        from callmetrics.spark.commands import run_spark
+
+        return run_spark(args)
     raise AssertionError(f"unhandled command {args.command}")
 
 

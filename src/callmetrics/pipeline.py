@@ -41,6 +41,7 @@ from callmetrics.preflight import check_raw_dir
 from callmetrics.publishing.buildlock import BuildLock
 from callmetrics.publishing.store import WarehouseStore
 from callmetrics.settings import Settings
+from callmetrics.spark.build import check_target
 
 LOG_NAME = "build.log"
 PROGRESS_LOGGER = "callmetrics_progress"
@@ -243,6 +244,7 @@ def run_build(full_refresh: bool = False, settings: Settings | None = None) -> i
     started = time.monotonic()
     settings = settings or Settings.from_env()
     inventory = check_raw_dir(settings.raw_dir)
+    check_target(settings)  # CALLMETRICS_TARGET=spark: the extra and the server, in one line
     make_warehouse_folder(settings)
     report = BuildReport(stream=sys.stderr)
     files = sum(len(found) for found in inventory.files.values())

@@ -51,6 +51,12 @@ POSTGRES_DIR_ENV = "CALLMETRICS_POSTGRES_DIR"
 POSTGRES_PORT_ENV = "CALLMETRICS_POSTGRES_PORT"
 POSTGRES_BIN_ENV = "CALLMETRICS_POSTGRES_BIN"
 POSTGRES_SWITCH_WAIT_ENV = "CALLMETRICS_POSTGRES_SWITCH_WAIT"
+TARGET_ENV = "CALLMETRICS_TARGET"
+SPARK_HOST_ENV = "CALLMETRICS_SPARK_HOST"
+SPARK_PORT_ENV = "CALLMETRICS_SPARK_PORT"
+SPARK_SCHEMA_ENV = "CALLMETRICS_SPARK_SCHEMA"
+SPARK_DIR_ENV = "CALLMETRICS_SPARK_DIR"
+SPARK_MEMORY_ENV = "CALLMETRICS_SPARK_MEMORY"
 
 DEFAULT_RAW_DIR = DATA_DIR / "raw"
 DEFAULT_WAREHOUSE = DATA_DIR / "warehouse" / "callmetrics.duckdb"
@@ -65,6 +71,9 @@ DEFAULT_POSTGRES_DIR = DATA_DIR / "postgres"
 DEFAULT_POSTGRES_PORT = 54329
 DEFAULT_POSTGRES_SWITCH_WAIT = 300.0
 DEFAULT_DUCKDB_MEMORY_LIMIT = "8GB"
+TARGETS = ("duckdb", "spark")
+DEFAULT_SPARK_PORT = 10000
+DEFAULT_SPARK_DIR = DATA_DIR / "spark"
 
 
 class SettingsError(UserError):
@@ -145,6 +154,20 @@ def _memory(text: str) -> str:
     value = text.strip()
     if not re.fullmatch(r"\d+(\.\d+)?\s*([KMGT]i?B|%)", value, flags=re.IGNORECASE):
         raise ValueError("is not an amount of memory: write e.g. 8GB or 512MB")
+    return value
+
+
+def _target(text: str) -> str:
+    value = text.strip().lower()
+    if value not in TARGETS:
+        raise ValueError(f"is not a dbt target: write {' or '.join(TARGETS)}")
+    return value
+
+
+def _java_memory(text: str) -> str:
+    value = text.strip().lower()
+    if not re.fullmatch(r"\d+[kmgt]?", value):
+        raise ValueError("is not a Java heap size: write e.g. 4g or 512m")
     return value
 
 
@@ -230,6 +253,28 @@ class Settings:
         POSTGRES_SWITCH_WAIT_ENV, _seconds, DEFAULT_POSTGRES_SWITCH_WAIT,
         "seconds a PostgreSQL publish waits for running queries before switching versions",
     )  # fmt: skip
+    target: str = setting(
+        TARGET_ENV, _target, TARGETS[0],
+        "the engine dbt builds on: duckdb (embedded) or spark (README, \"Spark\")",
+    )  # fmt: skip
+    spark_host: str = setting(
+        SPARK_HOST_ENV, _text, "127.0.0.1",
+        "the Spark Thrift server a Spark build uses (`callmetrics spark start` listens there)",
+    )  # fmt: skip
+    spark_port: int = setting(
+        SPARK_PORT_ENV, _whole(1, 65535), DEFAULT_SPARK_PORT, "the Spark Thrift server's port"
+    )
+    spark_schema: str = setting(
+        SPARK_SCHEMA_ENV, _text, "callmetrics",
+        "the prefix of the Spark schemas a build writes (`callmetrics_marts`, ...)",
+    )  # fmt: skip
+    spark_dir: Path = setting(
+        SPARK_DIR_ENV, _file, DEFAULT_SPARK_DIR,
+        "the local Spark Thrift server's folder: warehouse, metastore, log, PID file",
+    )  # fmt: skip
+    spark_memory: str = setting(
+        SPARK_MEMORY_ENV, _java_memory, "4g", "the local Spark Thrift server's driver heap"
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -257,11 +302,15 @@ class Settings:
 
         The same for the parse and the build, so dbt's partial parsing holds between them.
         """
-        return {
+        found = {
             "warehouse": str(warehouse),
             "raw_dir": str(self.raw_dir),
             "duckdb_memory_limit": self.duckdb_memory_limit,
         }
+        if self.target == "spark":  # the Thrift server the `spark` target connects to
+            found.update(spark_host=self.spark_host, spark_port=str(self.spark_port),
+                         spark_schema=self.spark_schema)  # fmt: skip
+        return found
 
 
 def _as_written(value: Any) -> str:

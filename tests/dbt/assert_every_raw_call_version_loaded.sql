@@ -10,15 +10,8 @@
 with raw_file_rows as (
     select
         {{ raw_relative_path('file_name', 'calls') }} as source_file,
-        sum(row_group_num_rows) as row_count
-    from (
-        select distinct
-            file_name,
-            row_group_id,
-            row_group_num_rows
-        from parquet_metadata({{ raw_files_pattern('calls') }})
-    ) as row_groups
-    group by file_name
+        row_count
+    from {{ raw_file_row_counts('calls') }}
 ),
 
 loaded_file_rows as (

@@ -12,17 +12,17 @@ with versions as (
     select
         call_id,
         updated_at,
-        struct_pack(
-            organization_id,
-            agent_id,
-            started_at,
-            ended_at,
-            outcome_code,
-            transferred_at,
-            sentiment,
-            user_corrections,
-            escalation_reason
-        ) as contract_columns,
+        {{ row_value([
+            'organization_id',
+            'agent_id',
+            'started_at',
+            'ended_at',
+            'outcome_code',
+            'transferred_at',
+            'sentiment',
+            'user_corrections',
+            'escalation_reason',
+        ]) }} as contract_columns,
         _loaded_at
     from {{ ref('stg_platform__call_versions') }}
     where call_id is not null and updated_at is not null

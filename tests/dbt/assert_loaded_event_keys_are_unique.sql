@@ -7,7 +7,7 @@
 -- deletes or appends rows under its own keys. The other rows are found through the stored
 -- 64-bit hash (8 bytes a row read), then compared on the key itself.
 -- Returns each offending key.
-with latest_rows as materialized (
+with latest_rows as {{ cte_hint('materialized') }} (
     select
         event_key,
         event_hash
@@ -16,7 +16,7 @@ with latest_rows as materialized (
 ),
 
 -- every stored row whose hash is one of the latest keys' (the latest rows among them)
-same_hash_rows as materialized (
+same_hash_rows as {{ cte_hint('materialized') }} (
     select event_key
     from {{ ref('stg_telemetry__events') }}
     where event_hash in (select latest_rows.event_hash from latest_rows)

@@ -8,16 +8,16 @@
 
 with declared as (
     select
-        cast(null as varchar) as section,
-        cast(null as varchar) as mart,
-        cast(null as varchar) as calls_held,
-        cast(null as varchar) as samples,
+        cast(null as string) as section,
+        cast(null as string) as mart,
+        cast(null as string) as calls_held,
+        cast(null as string) as samples,
         cast(null as integer) as column_position,
-        cast(null as varchar) as column_name,
-        cast(null as varchar) as column_role,
-        cast(null as varchar) as sql_expression,
-        cast(null as varchar) as data_type,
-        cast(null as varchar) as bucket_key
+        cast(null as string) as column_name,
+        cast(null as string) as column_role,
+        cast(null as string) as sql_expression,
+        cast(null as string) as data_type,
+        cast(null as string) as bucket_key
     where false
     {%- for row in rows %}
     union all

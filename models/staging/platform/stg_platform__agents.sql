@@ -15,13 +15,13 @@ with source_rows as (
 
 renamed as (
     select
-        cast(id as varchar) as agent_id,
-        cast(organization_id as varchar) as organization_id,
+        cast(id as string) as agent_id,
+        cast(organization_id as string) as organization_id,
         {{ clean_text('name') }} as agent_name,
-        cast(status as varchar) as raw_status,
+        cast(status as string) as raw_status,
         {{ clean_code('status') }} as cleaned_status,
-        cast(created_at as timestamptz) as created_at,
-        cast(updated_at as timestamptz) as updated_at,
+        cast(created_at as {{ type_timestamptz() }}) as created_at,
+        cast(updated_at as {{ type_timestamptz() }}) as updated_at,
         {{ raw_relative_path('filename', 'agents') }} as _source_file
     from source_rows
     where id is not null

@@ -45,17 +45,17 @@ files_read as (
 
 renamed as (
     select
-        cast(id as varchar) as call_id,
-        cast(organization_id as varchar) as organization_id,
-        cast(agent_id as varchar) as agent_id,
-        cast(started_at as timestamptz) as started_at,
-        cast(ended_at as timestamptz) as ended_at,
+        cast(id as string) as call_id,
+        cast(organization_id as string) as organization_id,
+        cast(agent_id as string) as agent_id,
+        cast(started_at as {{ type_timestamptz() }}) as started_at,
+        cast(ended_at as {{ type_timestamptz() }}) as ended_at,
         {{ clean_code('outcome') }} as outcome_code,
-        cast(transferred_at as timestamptz) as transferred_at,
+        cast(transferred_at as {{ type_timestamptz() }}) as transferred_at,
         {{ clean_code('sentiment') }} as sentiment,
         cast(user_corrections as bigint) as user_corrections,
         {{ normalise_reason('escalation_reason') }} as escalation_reason,
-        cast(updated_at as timestamptz) as updated_at,
+        cast(updated_at as {{ type_timestamptz() }}) as updated_at,
         false as is_file_marker,
         source_file as _source_file
     from source_rows
@@ -64,17 +64,17 @@ renamed as (
 -- A file read that held no row at all is remembered by a marker row.
 file_markers as (
     select
-        cast(null as varchar) as call_id,
-        cast(null as varchar) as organization_id,
-        cast(null as varchar) as agent_id,
-        cast(null as timestamptz) as started_at,
-        cast(null as timestamptz) as ended_at,
-        cast(null as varchar) as outcome_code,
-        cast(null as timestamptz) as transferred_at,
-        cast(null as varchar) as sentiment,
+        cast(null as string) as call_id,
+        cast(null as string) as organization_id,
+        cast(null as string) as agent_id,
+        cast(null as {{ type_timestamptz() }}) as started_at,
+        cast(null as {{ type_timestamptz() }}) as ended_at,
+        cast(null as string) as outcome_code,
+        cast(null as {{ type_timestamptz() }}) as transferred_at,
+        cast(null as string) as sentiment,
         cast(null as bigint) as user_corrections,
-        cast(null as varchar) as escalation_reason,
-        cast(null as timestamptz) as updated_at,
+        cast(null as string) as escalation_reason,
+        cast(null as {{ type_timestamptz() }}) as updated_at,
         true as is_file_marker,
         files_read.source_file as _source_file
     from files_read

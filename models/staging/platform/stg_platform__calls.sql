@@ -4,14 +4,7 @@
     rewrites each call they name with the newer of the version held and the one that arrived.
     An older version (a re-sent extract) changes nothing but _loaded_at: dq_left_out_rows
     counts it as superseded. Rows without an id or updated_at are left out (counted in dq_left_out_rows). -#}
-{{
-    config(
-        materialized='incremental',
-        unique_key='call_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-    )
-}}
+{{ config(**incremental_config('keys', unique_key='call_id')) }}
 
 with arrived_versions as (
     select
@@ -66,7 +59,19 @@ held_versions as (
 ),
 
 new_versions as (
-    select * exclude (is_held)
+    select
+        call_id,
+        organization_id,
+        agent_id,
+        started_at,
+        ended_at,
+        outcome_code,
+        transferred_at,
+        sentiment,
+        user_corrections,
+        escalation_reason,
+        updated_at,
+        _source_file
     from (
         select
             *,

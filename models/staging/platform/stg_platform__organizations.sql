@@ -13,11 +13,11 @@ with source_rows as (
 
 renamed as (
     select
-        cast(id as varchar) as organization_id,
+        cast(id as string) as organization_id,
         {{ clean_text('name') }} as organization_name,
-        cast(reseller_id as varchar) as reseller_id,
+        cast(reseller_id as string) as reseller_id,
         coalesce({{ clean_text('timezone') }}, 'UTC') as timezone,
-        cast(created_at as timestamptz) as created_at,
+        cast(created_at as {{ type_timestamptz() }}) as created_at,
         {{ raw_relative_path('filename', 'organizations') }} as _source_file
     from source_rows
     where id is not null

@@ -11,9 +11,9 @@ with source_rows as (
 
 renamed as (
     select
-        cast(id as varchar) as reseller_id,
+        cast(id as string) as reseller_id,
         {{ clean_text('name') }} as reseller_name,
-        cast(created_at as timestamptz) as created_at,
+        cast(created_at as {{ type_timestamptz() }}) as created_at,
         {{ raw_relative_path('filename', 'resellers') }} as _source_file
     from source_rows
     where id is not null

@@ -13,27 +13,21 @@
     stored 64-bit hash of the key (event_hash), never by scanning the keys' text: the
     strategy replace_hashed_keys (macros/incremental.sql) deletes the rows replaced the same
     way. -#}
-{{
-    config(
-        materialized='incremental',
-        unique_key='event_key',
-        incremental_strategy='replace_hashed_keys',
-        key_hash='event_hash',
-        on_schema_change='fail',
-    )
-}}
+{{ config(**incremental_config('keys', unique_key='event_key', key_hash='event_hash')) }}
 
 {%- set files_to_load = telemetry_files_to_load() if is_incremental() else "''" %}
 {#- A night without a new file reads nothing: the constant false filter below lets DuckDB drop
     every scan of the plan. #}
 {%- set nothing_new = is_incremental() and files_to_load == "''" %}
+{#- The payload fields read (raw-sources.md, "Payload shapes"), parsed once per event. #}
+{%- set payload_fields = ['ttft_ms', 'cached_tokens', 'total_tokens', 'confidence', 'status'] %}
 
-with source_rows as not materialized (
+with source_rows as {{ cte_hint('not materialized') }} (
     select
-        cast(event_id as varchar) as event_id,
-        cast(call_id as varchar) as call_id,
+        cast(event_id as string) as event_id,
+        cast(call_id as string) as call_id,
         event_type,
-        cast(occurred_at as timestamptz) as occurred_at,
+        cast(occurred_at as {{ type_timestamptz() }}) as occurred_at,
         payload,
         {{ raw_relative_path('filename', 'telemetry_events') }} as source_file
     from {{ source('telemetry', 'telemetry_events') }}
@@ -53,7 +47,7 @@ files_read as (
 -- Hashes of the event ids delivered more than once (plus the odd hash collision). Only rows
 -- with these hashes, and rows without an event_id, need grouping: every other row is its own
 -- event, which keeps the costly wide aggregate down to a few percent of the rows.
-repeated_hashes as materialized (
+repeated_hashes as {{ cte_hint('materialized') }} (
     select hash(event_id) as event_hash
     from source_rows
     where event_id is not null
@@ -61,7 +55,7 @@ repeated_hashes as materialized (
     having count(*) > 1
 ),
 
-flagged_rows as not materialized (
+flagged_rows as {{ cte_hint('not materialized') }} (
     select
         *,
         event_id is null
@@ -113,13 +107,10 @@ parsed as (
         case when event_id is not null then call_id end as call_id,
         case when event_id is not null then {{ clean_code('event_type') }} end as event_type,
         occurred_at,
-        event_id is not null and coalesce(json_valid(payload), false) as is_payload_json,
+        event_id is not null and coalesce({{ is_json('payload') }}, false) as is_payload_json,
         case
-            when event_id is not null and json_valid(payload)
-                then json_extract(
-                        payload,
-                        ['$.ttft_ms', '$.cached_tokens', '$.total_tokens', '$.confidence', '$.status']
-                    )
+            when event_id is not null and {{ is_json('payload') }}
+                then {{ json_fields('payload', payload_fields) }}
         end as payload_fields,
         delivered_copies,
         _source_file
@@ -134,13 +125,11 @@ distinct_events as (
         event_type,
         occurred_at,
         is_payload_json,
-        {{ json_number('payload_fields[1]') }} as ttft_ms,
-        {{ json_number('payload_fields[2]') }} as cached_tokens,
-        {{ json_number('payload_fields[3]') }} as total_tokens,
-        {{ json_number('payload_fields[4]') }} as confidence,
-        case
-            when json_type(payload_fields[5]) = 'VARCHAR' then lower(payload_fields[5] ->> '$')
-        end as tool_status,
+        {{ json_number(json_field('payload_fields', payload_fields, 'ttft_ms')) }} as ttft_ms,
+        {{ json_number(json_field('payload_fields', payload_fields, 'cached_tokens')) }} as cached_tokens,
+        {{ json_number(json_field('payload_fields', payload_fields, 'total_tokens')) }} as total_tokens,
+        {{ json_number(json_field('payload_fields', payload_fields, 'confidence')) }} as confidence,
+        lower({{ json_string(json_field('payload_fields', payload_fields, 'status')) }}) as tool_status,
         delivered_copies,
         _source_file
     from parsed
@@ -150,16 +139,16 @@ distinct_events as (
 file_markers as (
     select
         'file:' || files_read.source_file as event_key,
-        cast(null as varchar) as event_id,
-        cast(null as varchar) as call_id,
-        cast(null as varchar) as event_type,
-        cast(null as timestamptz) as occurred_at,
+        cast(null as string) as event_id,
+        cast(null as string) as call_id,
+        cast(null as string) as event_type,
+        cast(null as {{ type_timestamptz() }}) as occurred_at,
         false as is_payload_json,
         cast(null as double) as ttft_ms,
         cast(null as double) as cached_tokens,
         cast(null as double) as total_tokens,
         cast(null as double) as confidence,
-        cast(null as varchar) as tool_status,
+        cast(null as string) as tool_status,
         0 as delivered_copies,
         0 as _previous_copies,
         files_read.source_file as _source_file
@@ -171,7 +160,7 @@ file_markers as (
 {% if is_incremental() -%}
 -- Events delivered again: the stored rows whose key hash is a new event's (8 bytes a row read,
 -- and only the few matching rows' other columns); the join below confirms them on the key.
-loaded_events as materialized (
+loaded_events as {{ cte_hint('materialized') }} (
     select
         event_key,
         delivered_copies,

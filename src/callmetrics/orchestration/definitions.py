@@ -44,8 +44,14 @@ from callmetrics.orchestration.assets.publish import (
 )
 from callmetrics.orchestration.assets.raw import build_raw_checks, raw_asset_specs, raw_sources
 from callmetrics.orchestration.partitions import daily_partitions
-from callmetrics.orchestration.project import dbt_project, dbt_resource, translator
+from callmetrics.orchestration.project import (
+    dbt_project,
+    dbt_resource,
+    project_schema,
+    translator,
+)
 from callmetrics.settings import DEFAULT_NIGHTLY_AT, NIGHTLY_AT_ENV, Settings
+from callmetrics.spark.build import target_of_builds
 
 NIGHTLY_JOB = "nightly"
 SCHEDULE = "nightly_schedule"
@@ -59,7 +65,7 @@ def _models_in_schema(manifest: dict[str, Any], schema: str) -> list[dict[str, A
         (
             node
             for node in manifest["nodes"].values()
-            if node["resource_type"] == "model" and node["schema"] == schema
+            if node["resource_type"] == "model" and project_schema(node) == schema
         ),
         key=lambda node: node["name"],
     )
@@ -67,7 +73,9 @@ def _models_in_schema(manifest: dict[str, Any], schema: str) -> list[dict[str, A
 
 def project_for(settings: Settings) -> DbtProject:
     """The dbt project, its manifest parsed with the vars of `settings`' builds."""
-    return dbt_project(settings.dbt_vars(warehouse_store(settings).work_path))
+    return dbt_project(
+        settings.dbt_vars(warehouse_store(settings).work_path), target=target_of_builds(settings)
+    )
 
 
 @cache
@@ -88,7 +96,7 @@ def build_definitions(settings: Settings) -> Definitions:
     checks += [
         build_mart_freshness_check(
             get_asset_key_for_model([dbt_models], node["name"]),
-            f"{node['schema']}.{node['alias'] or node['name']}",
+            f"{project_schema(node)}.{node['alias'] or node['name']}",
             settings,
         )
         for node in marts

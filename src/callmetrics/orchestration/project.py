@@ -87,10 +87,17 @@ def manifest_is_stale(project: DbtProject, dbt_vars: Mapping[str, str]) -> bool:
     if not manifest.exists():
         return True
     stamp = _parse_stamp(project)
-    if not stamp.exists() or stamp.read_text(encoding="utf-8") != vars_arg(dbt_vars)[1]:
+    if not stamp.exists() or stamp.read_text(encoding="utf-8") != _parsed_for(project, dbt_vars):
         return True
     built = manifest.stat().st_mtime
     return any(mtime > built for mtime in _dbt_input_mtimes(project.project_dir))
+
+
+def _parsed_for(project: DbtProject, dbt_vars: Mapping[str, str]) -> str:
+    """The `--vars`, and the dbt target when it is not the profile's default (Spark's graph
+    differs: callmetrics.spark), a manifest is parsed for."""
+    parsed = vars_arg(dbt_vars)[1]
+    return parsed if project.target is None else f"{parsed}\ntarget={project.target}"
 
 
 def _parse(project: DbtProject, dbt_vars: Mapping[str, str]) -> None:
@@ -104,7 +111,7 @@ def _parse(project: DbtProject, dbt_vars: Mapping[str, str]) -> None:
     try:
         dbt_resource(project).cli(args, target_path=scratch).wait()
         stamp = scratch / _parse_stamp(project).name
-        stamp.write_text(vars_arg(dbt_vars)[1], encoding="utf-8")
+        stamp.write_text(_parsed_for(project, dbt_vars), encoding="utf-8")
         for name in ("partial_parse.msgpack", stamp.name, project.manifest_path.name):
             if (scratch / name).exists():
                 os.replace(scratch / name, target / name)
@@ -112,16 +119,21 @@ def _parse(project: DbtProject, dbt_vars: Mapping[str, str]) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def dbt_project(dbt_vars: Mapping[str, str], target_path: str | None = None) -> DbtProject:
+def dbt_project(
+    dbt_vars: Mapping[str, str], target_path: str | None = None, target: str | None = None
+) -> DbtProject:
     """The dbt project with a current manifest for builds run with `dbt_vars`.
 
     `target_path` (default: $DBT_TARGET_PATH, else `target`) lets a developer or a test keep
-    its artifacts away from others'.
+    its artifacts away from others'. `target` (`spark`, callmetrics.spark.build) is the dbt
+    target every call on the project uses (the resource takes the project's); None: the
+    profile's default (DuckDB).
     """
     project = DbtProject(
         project_dir=DBT_PROJECT_DIR,
         target_path=target_path or os.environ.get("DBT_TARGET_PATH") or "target",
         profiles_dir=DBT_PROJECT_DIR,
+        target=target,
     )
     if using_dagster_dev() or manifest_is_stale(project, dbt_vars):
         # one parse at a time (pytest workers, `dagster dev` beside a build)
@@ -129,6 +141,14 @@ def dbt_project(dbt_vars: Mapping[str, str], target_path: str | None = None) -> 
             project.manifest_path, _parse, project=project, dbt_vars=dbt_vars
         )
     return project
+
+
+def project_schema(dbt_resource_props: Mapping[str, Any]) -> str:
+    """A node's schema as the project names it (`marts`), whatever the engine's schema naming
+    makes of it (on Spark `<CALLMETRICS_SPARK_SCHEMA>_marts`): asset keys, groups and the marts
+    the publish step waits for are the same on every engine."""
+    custom = (dbt_resource_props.get("config") or {}).get("schema")
+    return str(custom or dbt_resource_props["schema"])
 
 
 class CallmetricsTranslator(DagsterDbtTranslator):
@@ -141,12 +161,12 @@ class CallmetricsTranslator(DagsterDbtTranslator):
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
         if dbt_resource_props["resource_type"] == "source":
             return AssetKey([RAW_GROUP, dbt_resource_props["name"]])
-        return AssetKey([dbt_resource_props["schema"], dbt_resource_props["name"]])
+        return AssetKey([project_schema(dbt_resource_props), dbt_resource_props["name"]])
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         if dbt_resource_props["resource_type"] == "source":
             return RAW_GROUP
-        return dbt_resource_props["schema"]
+        return project_schema(dbt_resource_props)
 
 
 def translator() -> CallmetricsTranslator:

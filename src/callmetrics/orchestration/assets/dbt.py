@@ -14,7 +14,8 @@ export) runs on bad data.
 # No `from __future__ import annotations`: Dagster reads the context annotations at runtime.
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from dagster import AssetExecutionContext, AssetsDefinition, Config, Failure
@@ -24,6 +25,7 @@ from callmetrics.orchestration.assets.dbt_results import failure_summary
 from callmetrics.orchestration.project import vars_arg
 from callmetrics.publishing.store import WarehouseStore
 from callmetrics.settings import Settings
+from callmetrics.spark.build import after_dbt, check_loaded_target
 
 
 class DbtBuildConfig(Config):
@@ -55,17 +57,30 @@ def build_dbt_assets(
         args = ["build"]
         if config.full_refresh:
             args.append("--full-refresh")
+        check_loaded_target(settings, project.target)  # on Spark: the extra, the server
         work = store.ensure_work(context.run.run_id)
         args += vars_arg(settings.dbt_vars(work.path))
-        yield from _build(context, dbt, args)
+        yield from _build(context, dbt, args, after=after_spark(settings, work.path))
 
     return dbt_models
 
 
-def _build(context: AssetExecutionContext, dbt: DbtCliResource, args: list[str]) -> Iterator[Any]:
-    """Run dbt; on success drop its per-invocation target folder (it is kept after a failure,
-    for the logs and run_results.json). A failure is raised with one line read from
-    run_results.json (or dbt's structured log when dbt could not start)."""
+def after_spark(settings: Settings, work: Path) -> Callable[[Path], str | None]:
+    """What follows a successful dbt build: on Spark, its marts copied into the work file that
+    publishing reads (callmetrics.spark.build.after_dbt; nothing on DuckDB)."""
+    return lambda manifest: after_dbt(settings, work, manifest)
+
+
+def _build(
+    context: AssetExecutionContext,
+    dbt: DbtCliResource,
+    args: list[str],
+    after: Callable[[Path], str | None] | None = None,
+) -> Iterator[Any]:
+    """Run dbt; on success run `after` (given the build's manifest) and drop its
+    per-invocation target folder (it is kept after a failure, for the logs and
+    run_results.json). A failure is raised with one line read from run_results.json (or dbt's
+    structured log when dbt could not start)."""
     invocation = dbt.cli(args, context=context, raise_on_error=False)
     yield from invocation.stream()
     if not invocation.is_successful():
@@ -73,4 +88,7 @@ def _build(context: AssetExecutionContext, dbt: DbtCliResource, args: list[str])
         raise Failure(
             description=failure_summary(invocation.target_path / "run_results.json", log_errors)
         )
+    done = after(invocation.target_path / "manifest.json") if after else None
+    if done:
+        context.log.info(done)
     shutil.rmtree(invocation.target_path, ignore_errors=True)

@@ -1,0 +1,131 @@
+"""A real Spark Thrift server for the tests, started once per pytest session (`spark_server`)
+in a folder of its own on a free port, and stopped by its PID at the end.
+
+Every Spark test is marked `SPARK_GROUP` (`pytest.mark.xdist_group`): the Makefile runs
+`pytest -n 2 --dist loadgroup`, so they all run on one worker and only that worker starts a
+server. The tests skip only when the `[spark]` extra is not installed (`make install-test`
+installs it, so CI runs them).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from callmetrics.settings import SPARK_DIR_ENV, SPARK_HOST_ENV, SPARK_PORT_ENV, TARGET_ENV
+from callmetrics.spark.extra import missing_packages
+from callmetrics.spark.server import Server, start, stop
+
+SPARK_GROUP = pytest.mark.xdist_group("spark")
+# The tests' server: small data, so a small driver (the machine is shared).
+TEST_MEMORY = "2g"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def environment(**values: str | None) -> Iterator[None]:
+    """Set (or, with None, unset) environment variables for the duration."""
+    saved = {key: os.environ.get(key) for key in values}
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def spark_server() -> Iterator[Server]:
+    """One local Thrift server for the session; CALLMETRICS_SPARK_HOST/PORT/DIR name it."""
+    missing = missing_packages()
+    if missing:
+        pytest.skip(
+            f"the Spark extra is not installed ({', '.join(missing)}): pip install -e '.[spark]'"
+        )
+    base = Path(tempfile.mkdtemp(prefix="callmetrics-spark-test-"))
+    server = Server(base=base, host="127.0.0.1", port=free_port(), memory=TEST_MEMORY)
+    try:
+        with environment(
+            **{
+                SPARK_HOST_ENV: server.host,
+                SPARK_PORT_ENV: str(server.port),
+                SPARK_DIR_ENV: str(server.base),
+            }
+        ):
+            start(server)
+            yield server
+    finally:
+        stop(server)  # by the PID in its PID file
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def spark_sql(server: Server, sql: str) -> list[tuple]:
+    """Run one statement on the server; its rows (none for a statement without result)."""
+    from pyhive import hive
+
+    con = hive.connect(host=server.host, port=server.port)
+    try:
+        cursor = con.cursor()
+        cursor.execute(sql)
+        try:
+            return [tuple(row) for row in cursor.fetchall()]
+        except Exception:  # pyhive: "No result set" for statements without rows
+            return []
+    finally:
+        con.close()
+
+
+def reset_spark(server: Server) -> None:
+    """Drop every schema but `default`: the next build on the server starts from nothing, as
+    a fresh DuckDB warehouse does (the Spark state lives in the server's metastore)."""
+    for (name,) in spark_sql(server, "show schemas"):
+        if name != "default":
+            spark_sql(server, f"drop schema if exists `{name}` cascade")
+
+
+def spark_build(server: Server, raw: Path, warehouse: Path, *extra: str) -> str:
+    """`CALLMETRICS_TARGET=spark callmetrics build` as a process (the Dagster definitions are
+    loaded for the target of the process: Spark's graph), with dbt's artifacts in the server's
+    folder; returns its standard error (the progress lines)."""
+    import subprocess
+    import sys
+
+    from callmetrics.settings import PROJECT_ROOT
+
+    env = {
+        **os.environ,
+        "CALLMETRICS_RAW_DIR": str(raw),
+        "CALLMETRICS_WAREHOUSE": str(warehouse),
+        "DBT_PROFILES_DIR": str(PROJECT_ROOT),
+        "DBT_TARGET_PATH": str(server.base / "dbt-target"),
+        TARGET_ENV: "spark",
+        SPARK_HOST_ENV: server.host,
+        SPARK_PORT_ENV: str(server.port),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "callmetrics.cli", "build", *extra], cwd=PROJECT_ROOT, env=env,
+        capture_output=True, text=True, timeout=1800, check=False,
+    )  # fmt: skip
+    log = warehouse.parent / "build.log"
+    tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+    assert done.returncode == 0, f"Spark build failed:\n{done.stderr[-3000:]}\n{tail}"
+    return done.stderr
