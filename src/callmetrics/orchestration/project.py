@@ -40,6 +40,7 @@ from callmetrics.settings import DBT_PROJECT_DIR
 _DBT_INPUT_DIRS = ("models", "snapshots", "seeds", "macros", "tests/dbt", "analyses")
 _DBT_INPUT_FILES = ("dbt_project.yml", "profiles.yml", "packages.yml", "dependencies.yml")
 RAW_GROUP = "raw"
+PARSE_WAIT_SECONDS = 900
 
 
 def dbt_executable() -> str:
@@ -136,9 +137,14 @@ def dbt_project(
         target=target,
     )
     if using_dagster_dev() or manifest_is_stale(project, dbt_vars):
-        # one parse at a time (pytest workers, `dagster dev` beside a build)
+        # one parse at a time (pytest workers, `dagster dev` beside a build); a parse on a busy
+        # machine can take minutes, so wait as long as a build would
         run_with_concurrent_update_guard(
-            project.manifest_path, _parse, project=project, dbt_vars=dbt_vars
+            project.manifest_path,
+            _parse,
+            guard_timeout_seconds=PARSE_WAIT_SECONDS,
+            project=project,
+            dbt_vars=dbt_vars,
         )
     return project
 
