@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import date, time, timedelta
 from pathlib import Path
@@ -335,18 +334,3 @@ def documented() -> list[tuple[str, str, str]]:
     for spec in fields(Settings):
         rows.append((spec.metadata["env"], _as_written(spec.default), spec.metadata["doc"]))
     return rows
-
-
-@contextmanager
-def warehouse_env(path: Path) -> Iterator[None]:
-    """Kept for `publishing.store.BuildSlot` (tests only; removal is #11's): new code passes
-    the warehouse to dbt through `Settings.dbt_vars`."""
-    saved = os.environ.get(WAREHOUSE_ENV)
-    os.environ[WAREHOUSE_ENV] = str(path)
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop(WAREHOUSE_ENV, None)
-        else:
-            os.environ[WAREHOUSE_ENV] = saved

@@ -40,6 +40,7 @@ from callmetrics.settings import DBT_PROJECT_DIR
 _DBT_INPUT_DIRS = ("models", "snapshots", "seeds", "macros", "tests/dbt", "analyses")
 _DBT_INPUT_FILES = ("dbt_project.yml", "profiles.yml", "packages.yml", "dependencies.yml")
 RAW_GROUP = "raw"
+PARSE_WAIT_SECONDS = 900
 
 
 def dbt_executable() -> str:
@@ -101,9 +102,22 @@ def _parsed_for(project: DbtProject, dbt_vars: Mapping[str, str]) -> str:
 
 
 def _parse(project: DbtProject, dbt_vars: Mapping[str, str]) -> None:
+    """`dbt parse` into a folder of its own, then its manifest, partial-parsing state and the
+    stamp replace the target's in one rename each: a reader (another process building its
+    definitions) never sees a file half written."""
+    target = project.manifest_path.parent
+    scratch = target / f".parse-{os.getpid()}"
+    shutil.rmtree(scratch, ignore_errors=True)
     args = ["parse", "--quiet", *vars_arg(dbt_vars)]
-    dbt_resource(project).cli(args, target_path=project.target_path).wait()
-    _parse_stamp(project).write_text(_parsed_for(project, dbt_vars), encoding="utf-8")
+    try:
+        dbt_resource(project).cli(args, target_path=scratch).wait()
+        stamp = scratch / _parse_stamp(project).name
+        stamp.write_text(_parsed_for(project, dbt_vars), encoding="utf-8")
+        for name in ("partial_parse.msgpack", stamp.name, project.manifest_path.name):
+            if (scratch / name).exists():
+                os.replace(scratch / name, target / name)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def dbt_project(
@@ -123,9 +137,14 @@ def dbt_project(
         target=target,
     )
     if using_dagster_dev() or manifest_is_stale(project, dbt_vars):
-        # one parse at a time (pytest workers, `dagster dev` beside a build)
+        # one parse at a time (pytest workers, `dagster dev` beside a build); a parse on a busy
+        # machine can take minutes, so wait as long as a build would
         run_with_concurrent_update_guard(
-            project.manifest_path, _parse, project=project, dbt_vars=dbt_vars
+            project.manifest_path,
+            _parse,
+            guard_timeout_seconds=PARSE_WAIT_SECONDS,
+            project=project,
+            dbt_vars=dbt_vars,
         )
     return project
 
