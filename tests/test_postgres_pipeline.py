@@ -81,7 +81,7 @@ def test_build_publishes_both_destinations_rollback_follows_and_bad_url_keeps_du
 
         # unreachable server: the publish step fails with one line, DuckDB's publish stands
         monkeypatch.setenv(postgres.URL_ENV, "postgresql://callmetrics_loader@127.0.0.1:1/x")
-        assert main(["build"]) == 1
+        assert main(["build", "--full-refresh"]) == 1
         err = capsys.readouterr().err
         lines = _error_lines(err)
         assert len(lines) == 1, err
