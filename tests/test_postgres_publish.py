@@ -319,7 +319,9 @@ def test_a_failed_load_leaves_the_served_version_and_says_so(
     # the loader is killed (SIGKILL) in the middle of a COPY
     script = (
         "import sys; from pathlib import Path; from callmetrics.publishing import postgres; "
-        "postgres.publish_duckdb_version(sys.argv[1], Path(sys.argv[2]), 2, 'v000002')"
+        "from callmetrics.settings import Settings; "
+        "postgres.publish_duckdb_version(sys.argv[1], Path(sys.argv[2]), 2, 'v000002', "
+        "settings=Settings.from_env())"
     )
     process = subprocess.Popen(
         [sys.executable, "-c", script, pg_database.url, str(changed)],

@@ -304,14 +304,14 @@ def test_readers_see_only_complete_versions_and_rollback_restores_the_previous(
     assert assert_reconciles(project) == 10
     v3_bytes = hashlib.sha256(project.link.read_bytes()).hexdigest()
 
-    # No reader holds v000001 any more: the next build reuses its file and catches up two
-    # nights from it, with the snapshot carried over from the live version.
+    # No reader holds v000001 any more: the next build reuses its file, brought block by block
+    # to the live v000003's bytes first (no night's arrivals applied twice).
     increment_2_calls = write_increment_2(project.raw)
     status, err = build(project)
     assert status == 0, err
     assert project.live_name() == "v000004"
     v4 = project.manifest()["history"][-1]
-    assert (v4["method"], v4["base"]) == ("reuse", 1)
+    assert (v4["method"], v4["base"]) == ("reuse", 3)  # the build starts from the live v3
     assert assert_reconciles(project) == 12
     with duckdb.connect(str(project.link), read_only=True) as con:
         assert con.execute(

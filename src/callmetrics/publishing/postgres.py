@@ -304,7 +304,7 @@ def _load_table(
                 copy.write(chunk)
                 if first:
                     first = False
-                    fault_point("postgres_mid_copy")  # test hook: the loader dies mid-COPY
+                    fault_point(injected_fault, "postgres_mid_copy")  # test hook: dies mid-COPY
                     if injected_fault == "postgres_load_error":
                         raise RuntimeError(
                             f"injected failure ({FAULT_POINT_ENV}=postgres_load_error)"
