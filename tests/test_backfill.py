@@ -38,7 +38,7 @@ from tests.reference_metrics import (
     payload_differences,
     reference_payload,
 )
-from tests.test_incremental import compared_models, differences, shown
+from tests.test_incremental import compared_models, differences, ledger_changes, shown
 
 SEED = 31
 BASE_END = date(2025, 3, 1)
@@ -116,6 +116,10 @@ def test_a_resent_missed_extract_counts_after_the_nightly_build(tmp_path: Path) 
     # -- table by table, the nightly build equals the fresh one
     diff = differences(nightly.resolve(), fresh.resolve(), compared_models())
     assert not diff, f"nightly and fresh builds differ: {shown(diff)}"
+    # the telemetry of the withheld calls waited as orphan events, then the resent calls took
+    # them: the second load took orphans back out of the ledger
+    orphans = ledger_changes(nightly.resolve())[("telemetry_events", "orphan_event")]
+    assert len(orphans) == 2 and orphans[0] > 0 and orphans[1] < 0, orphans
     staged = _staged_calls_differ(nightly.resolve(), fresh.resolve())
     assert not staged, f"stg_platform__calls differs: {staged[:3]}"
 

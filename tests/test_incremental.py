@@ -248,6 +248,49 @@ def counted_agent_ids(warehouse: Path) -> set[str]:
     return {r[0] for r in rows}
 
 
+def ledger_changes(warehouse: Path) -> dict[tuple[str, str], list[int]]:
+    """quality.ledger_left_out_rows: per (source_table, reason), what each load added, in load
+    order; and checks that the ledger sums to dq_left_out_rows for every calls and
+    telemetry_events reason."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        rows = con.execute(
+            "select source_table, reason, row_count from quality.ledger_left_out_rows "
+            "order by _loaded_at, source_table, reason"
+        ).fetchall()
+        totals = dict(
+            ((t, r), n)
+            for t, r, n in con.execute(
+                "select source_table, reason, row_count from quality.dq_left_out_rows "
+                "where source_table in ('calls', 'telemetry_events')"
+            ).fetchall()
+        )
+    finally:
+        con.close()
+    found: dict[tuple[str, str], list[int]] = {}
+    for table, reason, count in rows:
+        found.setdefault((table, reason), []).append(count)
+    sums = {key: sum(counts) for key, counts in found.items()}
+    assert {k: v for k, v in totals.items() if v} == {k: v for k, v in sums.items() if v}
+    return found
+
+
+def loads_in_ledger(warehouse: Path) -> tuple[int, int, int]:
+    """(loads in the ledger, calls ledger_left_out_by_call holds, calls its last load wrote)."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        loads = con.execute(
+            "select count(distinct _loaded_at) from quality.ledger_left_out_rows").fetchone()[0]
+        calls, last = con.execute(
+            "select count(distinct call_id), count(distinct call_id) filter "
+            "(where _loaded_at = (select max(_loaded_at) from quality.ledger_left_out_by_call)) "
+            "from quality.ledger_left_out_by_call"
+        ).fetchone()
+    finally:
+        con.close()
+    return loads, calls, last
+
+
 # ------------------------------------------------------------------------------ the test
 
 
@@ -294,10 +337,23 @@ def test_incremental_builds_equal_one_full_refresh_and_a_rerun_changes_nothing(
     rerun = differences(after_increments, incremental.resolve(), tables)
     assert not rerun, f"building the same extract again changed: {shown(rerun)}"
 
+    # -- the left-out counts are a ledger: each load added its changes, none recounted the
+    # history. The base load and each increment added rows (the rerun, which loaded nothing,
+    # added none); the last increment judged again only the calls it touched; and counts moved
+    # after the fact (calls completed late leave in_progress; corrected calls become invalid).
+    loads, calls, last = loads_in_ledger(incremental.resolve())
+    assert loads == 1 + INCREMENTS, loads
+    assert 0 < last < calls, (last, calls)
+    changes = ledger_changes(incremental.resolve())
+    assert min(changes[("calls", "in_progress")][1:]) < 0, changes[("calls", "in_progress")]
+    assert changes[("calls", "ended_before_started")][-1] >= CORRECTIONS_PER_KIND, changes
+    assert all(n > 0 for n in changes[("calls", "superseded_version")][1:]), changes
+
     # -- one full refresh of the final raw directory, in a warehouse of its own
     full = tmp_path / "full" / "callmetrics.duckdb"
     build(scenario.raw, full, "--full-refresh")
     diff = differences(incremental.resolve(), full.resolve(), tables)
+    ledger_changes(full.resolve())  # a full build's ledger sums to its counts too
 
     # dim_agents differs exactly on the hard-deleted agents (see the module doc)
     agents = diff.pop("marts.dim_agents", None)

@@ -88,6 +88,17 @@ EXPECTED_LEFT_OUT: dict[tuple[str, str], int] = {
 }
 
 
+# ledger_left_out_by_call on the fixture: one row per call and reason with a count, worked out
+# from the fixture rows. Calls (7): c-1 duplicate_copy + superseded_version, c-7 in_progress,
+# c-8 superseded_version + ended_before_started, c-10 null_started_at, c-11
+# null_organization_id. Telemetry (14): c-1 duplicate_copy (e-1), unknown_event_type (e-6),
+# invalid_ttft_ms + invalid_token_counts + invalid_payload_json (e-5); c-2 invalid_ttft_ms (e-7,
+# e-8), invalid_token_counts (e-8, e-9), invalid_confidence (e-10, e-11), invalid_tool_status
+# (e-13); c-3 invalid_ttft_ms + invalid_token_counts (e-19); ghost orphan_event (e-17); c-7
+# and c-8 call_not_counted (e-18, e-21).
+LEFT_OUT_BY_CALL_ROWS = 7 + 14
+
+
 def _seed_rows(name: str) -> int:
     with (PROJECT_ROOT / "seeds" / f"{name}.csv").open(newline="") as f:
         return sum(1 for _ in csv.DictReader(f))
@@ -108,8 +119,6 @@ EXPECTED_ROWS: dict[str, int] = {
     "snapshots.snp_platform__agents": len(AGENTS),              # one version each so far
     "intermediate.int_calls": 11,                               # as stg_platform__calls
     "intermediate.int_call_versions": 11,                       # as stg_platform__calls
-    # e-16 (no call id) and the file's marker row
-    "intermediate.int_events_without_call": 2,
     # call ids named by an event with an id: c-1, c-2, c-3, c-4, c-6, c-7, c-8, c-12, ghost
     "intermediate.int_call_telemetry": 9,
     "intermediate.int_touched_buckets": 0,                      # a first build touches none
@@ -135,6 +144,11 @@ EXPECTED_ROWS: dict[str, int] = {
     # latency sketch's key (latency_bin) and part (latency_sample_count)
     "marts.section_columns": 45,
     "quality.dq_left_out_rows": len(EXPECTED_LEFT_OUT),         # every known reason once
+    # a first build's one load: every calls and telemetry_events reason some row has, even at
+    # 0 (the file's marker row: null_event_id), i.e. all 20 but null_updated_at and
+    # version_not_loaded (no row of the fixture is either)
+    "quality.ledger_left_out_rows": 18,
+    "quality.ledger_left_out_by_call": LEFT_OUT_BY_CALL_ROWS,
     "quality.dq_unmapped_outcomes": 2,                          # null (c-5), callback-scheduled
 }
 

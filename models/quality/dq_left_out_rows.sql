@@ -3,143 +3,11 @@
       raw event rows = events attached to counted calls + row-level left-out event rows.
     Reasons starting `invalid_` are metric-level: the row still counts, but one metric skips
     it (an llm event without a usable ttft_ms, ...); they are not part of the reconciliation.
-    Every known reason is listed, with 0 when nothing was left out for it. -#}
--- Rows without an id or updated_at are not versions: each is left out by itself.
-with unversioned_call_rows as (
-    select
-        case when call_id is null then 'null_call_id' else 'null_updated_at' end as reason,
-        count(*) as row_count
-    from {{ ref('stg_platform__call_versions') }}
-    where not is_file_marker and (call_id is null or updated_at is null)
-    group by reason
-),
-
-int_calls as (
-    select
-        call_id,
-        updated_at,
-        is_counted,
-        left_out_reason
-    from {{ ref('int_calls') }}
-),
-
--- Per call: the version held takes the call's reason, every other version is superseded, every
--- other row a duplicate copy. A delivered version newer than the one held (or a call not held
--- at all) is a version not loaded: a defect that fails the build
--- (assert_every_raw_call_version_loaded).
-calls_judged as (
-    select
-        int_call_versions.version_count,
-        int_call_versions.row_count,
-        case
-            when int_calls.call_id is null then 'version_not_loaded'
-            when int_call_versions.newest_updated_at > int_calls.updated_at
-                then 'version_not_loaded'
-            when int_calls.is_counted then 'counted'
-            else int_calls.left_out_reason
-        end as held_reason,
-        int_calls.call_id is null as is_missing
-    from {{ ref('int_call_versions') }} as int_call_versions
-    left join int_calls
-        on int_call_versions.call_id = int_calls.call_id
-),
-
-call_reasons as (
-    select
-        reason,
-        row_count
-    from unversioned_call_rows
-    union all
-    select
-        held_reason as reason,
-        case when is_missing then version_count else 1 end as row_count
-    from calls_judged
-    union all
-    select
-        'superseded_version' as reason,
-        version_count - 1 as row_count
-    from calls_judged
-    where not is_missing
-    union all
-    select
-        'duplicate_copy' as reason,
-        row_count - version_count as row_count
-    from calls_judged
-),
-
--- Events without a call id never reach int_call_telemetry: count them here; the duplicate
--- copies of events with a call id are counted per call in int_call_telemetry.
-events_without_call as (
-    select
-        event_id,
-        event_type,
-        delivered_copies
-    from {{ ref('int_events_without_call') }}
-),
-
-event_row_reasons as (
-    select
-        case
-            when event_id is null then 'null_event_id'
-            when event_type is null or event_type not in ('llm', 'stt', 'tool') then 'unknown_event_type'
-            else 'null_call_id'
-        end as reason,
-        case when event_id is null then delivered_copies else 1 end as row_count
-    from events_without_call
-    union all
-    select
-        'duplicate_copy' as reason,
-        delivered_copies - 1 as row_count
-    from events_without_call
-    where event_id is not null
-    union all
-    select
-        'duplicate_copy' as reason,
-        duplicate_copy_count as row_count
-    from {{ ref('int_call_telemetry') }}
-),
-
-call_telemetry as (
-    select
-        int_call_telemetry.*,
-        int_calls.call_id is not null as call_arrived,
-        coalesce(int_calls.is_counted, false) as call_counted
-    from {{ ref('int_call_telemetry') }} as int_call_telemetry
-    left join int_calls
-        on int_call_telemetry.call_id = int_calls.call_id
-),
-
-event_call_reasons as (
-    select
-        'unknown_event_type' as reason,
-        unknown_type_event_count as row_count
-    from call_telemetry
-    union all
-    select
-        case
-            when not call_arrived then 'orphan_event'
-            when not call_counted then 'call_not_counted'
-            else 'attached'
-        end as reason,
-        event_count as row_count
-    from call_telemetry
-),
-
--- Metric-level exclusions: events of counted calls skipped by one metric only.
-event_metric_reasons as (
-    select
-        {{ unnest_pairs([
-            ["'invalid_ttft_ms'", 'llm_event_count - latency_sample_count'],
-            ["'invalid_token_counts'", 'llm_event_count - token_sample_count'],
-            ["'invalid_confidence'", 'stt_event_count - confidence_sample_count'],
-            ["'invalid_tool_status'", 'tool_event_count - tool_call_count'],
-            ["'invalid_payload_json'", 'malformed_payload_count'],
-        ], 'reason', 'row_count') }}
-    from call_telemetry
-    where call_counted
-),
-
-small_table_rows as (
+    Every known reason is listed, with 0 when nothing was left out for it.
+    Calls and telemetry events are the sum of the ledger (ledger_left_out_rows: what each load
+    added, by reason), so a night reads the ledger's few rows, not the history; the small
+    tables (resellers, organizations, agents: whole snapshots) are counted whole. -#}
+with small_table_rows as (
     {%- set small_tables = [
         ('resellers', 'reseller_id'), ('organizations', 'organization_id'), ('agents', 'agent_id')
     ] %}
@@ -211,30 +79,10 @@ known_reasons as (
 
 all_reasons as (
     select
-        'calls' as source_table,
+        source_table,
         reason,
         row_count
-    from call_reasons
-    where reason != 'counted'
-    union all
-    select
-        'telemetry_events' as source_table,
-        reason,
-        row_count
-    from event_row_reasons
-    union all
-    select
-        'telemetry_events' as source_table,
-        reason,
-        row_count
-    from event_call_reasons
-    where reason != 'attached'
-    union all
-    select
-        'telemetry_events' as source_table,
-        reason,
-        row_count
-    from event_metric_reasons
+    from {{ ref('ledger_left_out_rows') }}
     union all
     select
         source_table,
