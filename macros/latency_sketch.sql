@@ -21,3 +21,17 @@
         when {{ column }} > 0 then ceil(ln({{ column }}) / ln(double(1.01) / double(0.99)))
     end as integer)
 {%- endmacro %}
+
+{#- The bins of a list of ttft_ms samples, element by element (a sorted list gives its bins in
+    ttft_ms order: the mapping is monotone). -#}
+{% macro latency_sketch_bins(values) -%}
+    {{ return(adapter.dispatch('latency_sketch_bins', 'callmetrics')(values)) }}
+{%- endmacro %}
+
+{% macro default__latency_sketch_bins(values) -%}
+    list_transform({{ values }}, lambda sample_ms: {{ latency_sketch_bin('sample_ms') }})
+{%- endmacro %}
+
+{% macro spark__latency_sketch_bins(values) -%}
+    transform({{ values }}, sample_ms -> {{ latency_sketch_bin('sample_ms') }})
+{%- endmacro %}

@@ -55,6 +55,19 @@
     cast(array() as array<int>)
 {%- endmacro %}
 
+{#- An empty list of doubles. -#}
+{% macro empty_double_list() -%}
+    {{ return(adapter.dispatch('empty_double_list', 'callmetrics')()) }}
+{%- endmacro %}
+
+{% macro default__empty_double_list() -%}
+    cast([] as double[])
+{%- endmacro %}
+
+{% macro spark__empty_double_list() -%}
+    cast(array() as array<double>)
+{%- endmacro %}
+
 {#- One row per element of a list column `list_expression` (in a select list), named by the
     caller's alias. -#}
 {% macro unnest_list(list_expression) -%}

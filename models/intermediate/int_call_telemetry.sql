@@ -57,8 +57,8 @@ judged as (
     from events
 ),
 
--- The parts of the events read, per call.
-read_parts as (
+-- The counts of the events read, per call: one aggregate of plain counts, no list state.
+read_counts as (
     select
         call_id,
         count(*) filter (where is_new_event and event_type in ('llm', 'stt', 'tool')) as event_count,
@@ -73,13 +73,8 @@ read_parts as (
         ) as malformed_payload_count,
         cast(sum(added_duplicates) as bigint) as duplicate_copy_count,
         count(*) filter (where is_new_event and is_latency_sample) as latency_sample_count,
-        {{ sorted_values('ttft_ms', where='is_new_event and is_latency_sample') }} as latency_values,
-        {{ ordered_list(latency_sketch_bin('ttft_ms'), 'ttft_ms', 'is_new_event and is_latency_sample') }}
-            as latency_bins,
         count(*) filter (where is_new_event and is_token_sample) as token_sample_count,
-        {{ sorted_values('token_ratio', where='is_new_event and is_token_sample') }} as token_ratio_values,
         count(*) filter (where is_new_event and is_confidence_sample) as confidence_sample_count,
-        {{ sorted_values('confidence', where='is_new_event and is_confidence_sample') }} as confidence_values,
         count(*) filter (where is_new_event and is_tool_call) as tool_call_count,
         count(*) filter (
             where is_new_event and is_tool_call and tool_status = 'success'
@@ -88,9 +83,56 @@ read_parts as (
     group by call_id
 ),
 
+-- The sample values alone (a fraction of the events), one row each: the lists are built over
+-- these rows only, and only for the calls that have a sample.
+samples as (
+    select
+        call_id,
+        'latency' as sample_kind,
+        ttft_ms as sample_value
+    from judged
+    where is_new_event and is_latency_sample
+    union all
+    select
+        call_id,
+        'token_ratio' as sample_kind,
+        token_ratio as sample_value
+    from judged
+    where is_new_event and is_token_sample
+    union all
+    select
+        call_id,
+        'confidence' as sample_kind,
+        confidence as sample_value
+    from judged
+    where is_new_event and is_confidence_sample
+),
+
+sample_lists as (
+    select
+        call_id,
+        {{ sorted_values('sample_value', where="sample_kind = 'latency'") }} as latency_values,
+        {{ sorted_values('sample_value', where="sample_kind = 'token_ratio'") }} as token_ratio_values,
+        {{ sorted_values('sample_value', where="sample_kind = 'confidence'") }} as confidence_values
+    from samples
+    group by call_id
+),
+
+-- The parts of the events read, per call.
+read_parts as (
+    select
+        read_counts.*,
+        coalesce(sample_lists.latency_values, {{ empty_double_list() }}) as latency_values,
+        coalesce(sample_lists.token_ratio_values, {{ empty_double_list() }}) as token_ratio_values,
+        coalesce(sample_lists.confidence_values, {{ empty_double_list() }}) as confidence_values
+    from read_counts
+    left join sample_lists
+        on read_counts.call_id = sample_lists.call_id
+),
+
 {% if is_incremental() -%}
 -- The stored parts of the calls read, added to: counts add up, sorted values merge (the bins
--- are monotone in ttft_ms, so the sorted merge is the list ordered by ttft_ms).
+-- are derived from the merged latency values below).
 stored_parts as (
     select *
     from {{ this }}
@@ -113,7 +155,6 @@ call_parts as (
         read_parts.latency_sample_count
         + coalesce(stored_parts.latency_sample_count, 0) as latency_sample_count,
         {{ merge_sorted('stored_parts.latency_values', 'read_parts.latency_values') }} as latency_values,
-        {{ merge_sorted('stored_parts.latency_bins', 'read_parts.latency_bins') }} as latency_bins,
         read_parts.token_sample_count
         + coalesce(stored_parts.token_sample_count, 0) as token_sample_count,
         {{ merge_sorted('stored_parts.token_ratio_values', 'read_parts.token_ratio_values') }}
@@ -147,7 +188,8 @@ final as (
         duplicate_copy_count,
         latency_sample_count,
         {{ sorted_values_sum('latency_values') }} as latency_ms_sum,
-        latency_bins,
+        -- the bins of the sorted values: ordered by ttft_ms, as the bins are monotone in it
+        {{ latency_sketch_bins('latency_values') }} as latency_bins,
         token_sample_count,
         {{ sorted_values_sum('token_ratio_values') }} as token_ratio_sum,
         confidence_sample_count,
