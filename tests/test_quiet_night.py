@@ -50,6 +50,7 @@ def test_a_quiet_night_skips_the_build_and_a_changed_file_does_not(
     recorded = read_inputs(store.version_dir(1))
     assert recorded is not None and recorded["raw_files"]
     assert recorded == inputs_of(raw.resolve())
+    assert recorded["target"] == "duckdb"  # the engine is part of the inputs
     payloads = sorted((tmp_path / "wh" / "exports").rglob("*.json"))
     assert payloads
     stamps = {p: p.stat().st_mtime_ns for p in payloads}
@@ -128,6 +129,15 @@ def test_the_check_sees_every_kind_of_change(tmp_path: Path) -> None:
     # the dbt project changed
     (project / "models" / "m.sql").write_text("select 2")
     assert not check()
+    (live / INPUTS_FILE).write_text(json.dumps(inputs_of(raw, project)))
+    assert check()
+    # the same files and project on another engine (CALLMETRICS_TARGET): the live version is
+    # not what a Spark build publishes, so the build runs; the record names the engine
+    assert json.loads((live / INPUTS_FILE).read_text())["target"] == "duckdb"
+    assert quiet_night(raw, "v000001", live, published, [payloads], project, "spark") is None
+    (live / INPUTS_FILE).write_text(json.dumps(inputs_of(raw, project, "spark")))
+    assert not check()
+    assert quiet_night(raw, "v000001", live, published, [payloads], project, "spark") is not None
     (live / INPUTS_FILE).write_text(json.dumps(inputs_of(raw, project)))
     assert check()
     # no record (a version published before this check existed)

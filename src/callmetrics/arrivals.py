@@ -1,8 +1,10 @@
 """Did anything arrive since the live version was built? The quiet night's check.
 
-A build reads two inputs: the raw directory and the dbt project. Before a build touches
-either, the store records what they were (`inputs_of`: every raw Parquet file's relative path,
-size and modification time, and a digest of the project's dbt files) in the work file's
+A build reads two inputs, the raw directory and the dbt project, on one engine. Before a build
+touches either, the store records what they were (`inputs_of`: every raw Parquet file's
+relative path, size and modification time, a digest of the project's dbt files, and the dbt
+target, `CALLMETRICS_TARGET`: a version built by DuckDB is not what a Spark build would
+publish, so switching engine with no new file is no quiet night) in the work file's
 information; publishing keeps that record beside the version (`inputs.json` in its folder).
 
 A later build whose inputs are the same as the live version's, for a day whose payloads that
@@ -26,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from callmetrics.settings import DBT_PROJECT_DIR, RAW_TABLES
+from callmetrics.settings import DBT_PROJECT_DIR, RAW_TABLES, TARGETS
 
 INPUTS_FILE = "inputs.json"
 # What dbt reads of the project: a change to any of these may change what a build publishes.
@@ -61,12 +63,16 @@ def project_digest(project_dir: Path = DBT_PROJECT_DIR) -> str:
     return digest.hexdigest()
 
 
-def inputs_of(raw_dir: Path, project_dir: Path = DBT_PROJECT_DIR) -> Inputs:
-    """What a build starting now reads (see the module docstring)."""
+def inputs_of(
+    raw_dir: Path, project_dir: Path = DBT_PROJECT_DIR, target: str = TARGETS[0]
+) -> Inputs:
+    """What a build starting now reads, and the dbt target (engine) it runs on (see the module
+    docstring)."""
     return {
         "raw_dir": str(raw_dir),
         "raw_files": raw_listing(raw_dir),
         "project": project_digest(project_dir),
+        "target": target,
     }
 
 
@@ -111,17 +117,19 @@ def quiet_night(
     published_at: str,
     payload_folders: list[Path],
     project_dir: Path = DBT_PROJECT_DIR,
+    target: str = TARGETS[0],
 ) -> QuietNight | None:
     """A QuietNight when a build now has nothing to do, else None (see the module docstring).
 
     `live_name`, `live_dir`, `published_at`: the live version, its folder and when it was
     published (None: nothing published yet); `payload_folders`: the export folders the run's
-    day writes, which must have been written since the live version was published.
+    day writes, which must have been written since the live version was published;
+    `target`: the engine a build now would run on.
     """
     if live_name is None or live_dir is None:
         return None
     recorded = read_inputs(live_dir)
-    if recorded is None or recorded != inputs_of(raw_dir, project_dir):
+    if recorded is None or recorded != inputs_of(raw_dir, project_dir, target):
         return None
     published = datetime.fromisoformat(published_at)
     for folder in payload_folders:

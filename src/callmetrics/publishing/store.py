@@ -75,7 +75,7 @@ from callmetrics.publishing.manifest import (
     number_of,
     version_name,
 )
-from callmetrics.settings import DEFAULT_KEEP_VERSIONS, KEEP_VERSIONS_ENV, Settings
+from callmetrics.settings import DEFAULT_KEEP_VERSIONS, KEEP_VERSIONS_ENV, TARGETS, Settings
 
 DEFAULT_KEEP = DEFAULT_KEEP_VERSIONS
 CURRENT = "current"
@@ -127,6 +127,7 @@ class WarehouseStore:
         keep: int = DEFAULT_KEEP,
         raw_dir: Path | None = None,
         fault: str | None = None,
+        target: str = TARGETS[0],
     ) -> None:
         if keep < 2:
             raise UserError(
@@ -145,6 +146,8 @@ class WarehouseStore:
         self.keep = keep
         # the raw directory builds read: with it, each version records its inputs (arrivals)
         self.raw_dir = raw_dir
+        # the dbt target (engine) builds run on: recorded with the inputs
+        self.target = target
         self.fault = fault
         self._lock = StoreLock(self.versions_dir / ".lock", str(self.link))
 
@@ -156,6 +159,7 @@ class WarehouseStore:
             keep=settings.keep_versions,
             raw_dir=settings.raw_dir,
             fault=settings.fault_point,
+            target=settings.target,
         )
 
     # ----------------------------------------------------------------- reading the state
@@ -239,6 +243,7 @@ class WarehouseStore:
             self.version_dir(live.number),
             live.published_at,
             payload_folders,
+            target=self.target,
         )
 
     # ----------------------------------------------------------------- repairs (under lock)
@@ -385,7 +390,11 @@ class WarehouseStore:
             manifest = self._state()
             self._clear_scrap(manifest)
             # what this build reads, recorded before dbt lists a file (callmetrics.arrivals)
-            inputs = None if self.raw_dir is None else arrivals.inputs_of(self.raw_dir)
+            inputs = (
+                None
+                if self.raw_dir is None
+                else arrivals.inputs_of(self.raw_dir, target=self.target)
+            )
             live = manifest.history[-1] if manifest.history else None
             reused: int | None = None
             rewritten: int | None = None
