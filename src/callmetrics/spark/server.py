@@ -31,7 +31,7 @@ MAIN_CLASS = "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
 START_TIMEOUT = 180.0  # about 20 s on an idle machine; a busy one is much slower
 STOP_TIMEOUT = 30.0
 # Local mode on the project's two cores. AQE (on by default) coalesces small shuffle
-# partitions; a small default keeps task overhead low on one machine.
+# partitions; a small default keeps task overhead low on one machine (tiny test data: fewer).
 MASTER = "local[2]"
 SHUFFLE_PARTITIONS = 8
 
@@ -44,6 +44,7 @@ class Server:
     host: str
     port: int
     memory: str = "4g"
+    shuffle_partitions: int = SHUFFLE_PARTITIONS
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Server:
@@ -99,7 +100,7 @@ class Server:
             # timestamps written as Parquet's UTC-adjusted microseconds (not legacy INT96):
             # DuckDB reads them back as the same instants (callmetrics.spark.marts)
             "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
-            "spark.sql.shuffle.partitions": str(SHUFFLE_PARTITIONS),
+            "spark.sql.shuffle.partitions": str(self.shuffle_partitions),
             "spark.ui.enabled": "false",  # no web UI port to collide with other servers
         }
         command = [
