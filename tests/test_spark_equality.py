@@ -11,14 +11,16 @@ the DuckDB work file that is published. Checked against `callmetrics build` on D
   all organizations), over the whole data and over a range whose edges cut buckets, in UTC and
   in each organization's own zone;
 - dbt passes at least as many tests (data and unit tests) on Spark, in every Spark build;
+- `callmetrics demo` on Spark (demo data generated with the command's defaults, built,
+  exported) writes the payloads a DuckDB build of its raw files exports, byte for byte;
 - on a generated raw directory with two extracts: a fresh build of both on Spark equals the
   DuckDB one (marts and payloads), and on Spark the nightly increment (the first extract, then
   the second on top of it) equals the fresh build.
 
 Each data set is built once per module (the fixtures below) and every assertion reads those
-builds: four Spark builds (the hand-made fixture; the first extract, the increment and a fresh
-build of both) and one DuckDB build (the two extracts; the hand-made one is the session's
-`handmade_warehouse`).
+builds: five Spark builds (the hand-made fixture; the demo; the first extract, the increment
+and a fresh build of both) and two DuckDB builds (the demo's and the two extracts' raw files;
+the hand-made one is the session's `handmade_warehouse`).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from callmetrics.cli import main
 from callmetrics.spark import server as spark_server_process
 from callmetrics.spark.server import Server
 from tests.conftest import BuiltWarehouse, pointed_at
-from tests.spark_support import SPARK_GROUP, cli_build, reset_spark, spark_build
+from tests.spark_support import SPARK_GROUP, cli, cli_build, reset_spark, spark_build
 
 pytestmark = SPARK_GROUP
 
@@ -48,6 +50,7 @@ REL_TOL = 1e-9
 DONE = re.compile(r"(\d+) dbt nodes built, (\d+) dbt tests and (\d+) freshness checks passed")
 SEED = 31
 BASE_END = date(2025, 3, 1)
+DEMO_CALLS = 600  # with the demo's other defaults: 60 days ending yesterday, 12 organizations
 DAYS = 12  # the first extract's days (each is a partition of the incremental marts on Spark)
 
 
@@ -250,6 +253,29 @@ def extracts(spark_clean: Server, tmp_path_factory: pytest.TempPathFactory) -> E
                     dict(summary.changes))  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Demo:
+    spark: SparkBuilt
+    duck: Path
+    payloads: Path  # the folder `callmetrics demo` wrote its payloads into
+    progress: str
+
+
+@pytest.fixture(scope="module")
+def demo_on_spark(spark_clean: Server, tmp_path_factory: pytest.TempPathFactory) -> Demo:
+    """`CALLMETRICS_TARGET=spark callmetrics demo` from nothing (it generates its demo data, builds
+    and exports), and a DuckDB build of the raw files it generated."""
+    base = tmp_path_factory.mktemp("demo")
+    raw, spark = base / "raw", base / "spark" / "callmetrics.duckdb"
+    reset_spark(spark_clean)
+    progress = cli(["demo", "--calls", str(DEMO_CALLS), "--out", str(base / "exports")], raw,
+                   spark, spark_clean)  # fmt: skip
+    (payloads,) = (base / "exports").iterdir()
+    duck = base / "duck" / "callmetrics.duckdb"
+    cli_build(raw, duck)
+    return Demo(SparkBuilt(spark, counts(progress)), duck, payloads, progress)
+
+
 # ------------------------------------------------------------------------------ the tests
 
 
@@ -277,14 +303,28 @@ def test_handmade_payloads_from_spark_are_byte_identical(
     assert not payloads, "\n".join(payloads)
 
 
+def test_the_demo_on_spark_exports_what_duckdb_exports(demo_on_spark: Demo, tmp_path: Path) -> None:
+    assert "[demo] done in" in demo_on_spark.progress, demo_on_spark.progress[-2000:]
+    problems = mart_differences(
+        demo_on_spark.duck.resolve(), demo_on_spark.spark.warehouse.resolve()
+    )
+    assert not problems, "the demo, DuckDB vs Spark:\n" + "\n".join(problems)
+    first, last = demo_on_spark.payloads.name.split("_")
+    written = _payload_files(demo_on_spark.payloads)
+    assert len(written) > 12, sorted(written)  # 12 organizations, resellers, all organizations
+    # the demo's own export-all, against the DuckDB build's over the same span
+    export_all(demo_on_spark.duck, tmp_path / "duck", first, last)
+    assert _payload_files(tmp_path / "duck") == written
+
+
 def test_every_dbt_test_and_unit_test_passes_in_every_spark_build(
-    handmade_on_spark: SparkBuilt, extracts: Extracts
+    handmade_on_spark: SparkBuilt, demo_on_spark: Demo, extracts: Extracts
 ) -> None:
     # Spark's graph has the agents' name history models, and their tests, where DuckDB has the
     # snapshot: at least as many nodes and tests, on every build (fresh, first, increment)
     duck_nodes, duck_tests = extracts.duck_counts
     assert duck_tests > 50, extracts.duck_counts
-    for built in (handmade_on_spark, *extracts.nightly, extracts.fresh):
+    for built in (handmade_on_spark, demo_on_spark.spark, *extracts.nightly, extracts.fresh):
         nodes, tests = built.counts
         assert tests >= duck_tests and nodes >= duck_nodes, (built, extracts.duck_counts)
 
