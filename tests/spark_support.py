@@ -24,8 +24,10 @@ from callmetrics.spark.extra import missing_packages
 from callmetrics.spark.server import Server, start, stop
 
 SPARK_GROUP = pytest.mark.xdist_group("spark")
-# The tests' server: small data, so a small driver (the machine is shared).
+# The tests' server: small data, so a small driver (the machine is shared) and few shuffle
+# partitions (a few thousand rows: each task costs more than its rows).
 TEST_MEMORY = "2g"
+TEST_SHUFFLE_PARTITIONS = 2
 
 
 def free_port() -> int:
@@ -62,7 +64,8 @@ def spark_server() -> Iterator[Server]:
             f"the Spark extra is not installed ({', '.join(missing)}): pip install -e '.[spark]'"
         )
     base = Path(tempfile.mkdtemp(prefix="callmetrics-spark-test-"))
-    server = Server(base=base, host="127.0.0.1", port=free_port(), memory=TEST_MEMORY)
+    server = Server(base=base, host="127.0.0.1", port=free_port(), memory=TEST_MEMORY,
+                    shuffle_partitions=TEST_SHUFFLE_PARTITIONS)  # fmt: skip
     try:
         with environment(
             **{
@@ -102,10 +105,11 @@ def reset_spark(server: Server) -> None:
             spark_sql(server, f"drop schema if exists `{name}` cascade")
 
 
-def spark_build(server: Server, raw: Path, warehouse: Path, *extra: str) -> str:
-    """`CALLMETRICS_TARGET=spark callmetrics build` as a process (the Dagster definitions are
-    loaded for the target of the process: Spark's graph), with dbt's artifacts in the server's
-    folder; returns its standard error (the progress lines)."""
+def cli(command: list[str], raw: Path, warehouse: Path, server: Server | None = None) -> str:
+    """`callmetrics COMMAND` as a process over `raw` into `warehouse`, on DuckDB or (given its
+    `server`) with `CALLMETRICS_TARGET=spark` (the Dagster definitions are loaded for the target
+    of the process: Spark's graph), with dbt's artifacts in the server's folder; asserts it
+    succeeded and returns its standard error (the progress lines)."""
     import subprocess
     import sys
 
@@ -116,16 +120,31 @@ def spark_build(server: Server, raw: Path, warehouse: Path, *extra: str) -> str:
         "CALLMETRICS_RAW_DIR": str(raw),
         "CALLMETRICS_WAREHOUSE": str(warehouse),
         "DBT_PROFILES_DIR": str(PROJECT_ROOT),
-        "DBT_TARGET_PATH": str(server.base / "dbt-target"),
-        TARGET_ENV: "spark",
-        SPARK_HOST_ENV: server.host,
-        SPARK_PORT_ENV: str(server.port),
+        TARGET_ENV: "duckdb",
     }
+    if server is not None:
+        env.update({
+            "DBT_TARGET_PATH": str(server.base / "dbt-target"),
+            TARGET_ENV: "spark",
+            SPARK_HOST_ENV: server.host,
+            SPARK_PORT_ENV: str(server.port),
+        })  # fmt: skip
     done = subprocess.run(
-        [sys.executable, "-m", "callmetrics.cli", "build", *extra], cwd=PROJECT_ROOT, env=env,
+        [sys.executable, "-m", "callmetrics.cli", *command], cwd=PROJECT_ROOT, env=env,
         capture_output=True, text=True, timeout=1800, check=False,
     )  # fmt: skip
     log = warehouse.parent / "build.log"
     tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-    assert done.returncode == 0, f"Spark build failed:\n{done.stderr[-3000:]}\n{tail}"
+    engine = "Spark" if server is not None else "DuckDB"
+    assert done.returncode == 0, f"{command} on {engine} failed:\n{done.stderr[-3000:]}\n{tail}"
     return done.stderr
+
+
+def cli_build(raw: Path, warehouse: Path, *extra: str, server: Server | None = None) -> str:
+    """`callmetrics build` as a process (cli), on DuckDB or on the Spark `server`."""
+    return cli(["build", *extra], raw, warehouse, server)
+
+
+def spark_build(server: Server, raw: Path, warehouse: Path, *extra: str) -> str:
+    """`CALLMETRICS_TARGET=spark callmetrics build` as a process (cli)."""
+    return cli(["build", *extra], raw, warehouse, server)

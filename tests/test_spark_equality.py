@@ -10,10 +10,17 @@ the DuckDB work file that is published. Checked against `callmetrics build` on D
 - `export-all` writes byte-identical payloads from both (every organization, every reseller,
   all organizations), over the whole data and over a range whose edges cut buckets, in UTC and
   in each organization's own zone;
-- dbt passes at least as many tests (data and unit tests) on Spark;
+- dbt passes at least as many tests (data and unit tests) on Spark, in every Spark build;
+- `callmetrics demo` on Spark (demo data generated with the command's defaults, built,
+  exported) writes the payloads a DuckDB build of its raw files exports, byte for byte;
 - on a generated raw directory with two extracts: a fresh build of both on Spark equals the
   DuckDB one (marts and payloads), and on Spark the nightly increment (the first extract, then
   the second on top of it) equals the fresh build.
+
+Each data set is built once per module (the fixtures below) and every assertion reads those
+builds: five Spark builds (the hand-made fixture; the demo; the first extract, the increment
+and a fresh build of both) and two DuckDB builds (the demo's and the two extracts' raw files;
+the hand-made one is the session's `handmade_warehouse`).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import json
 import math
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,10 +38,10 @@ import duckdb
 import pytest
 
 from callmetrics.cli import main
+from callmetrics.spark import server as spark_server_process
 from callmetrics.spark.server import Server
-from tests.conftest import BuiltWarehouse, build, pointed_at
-from tests.fixtures.handmade import write_handmade_raw
-from tests.spark_support import SPARK_GROUP, reset_spark, spark_build
+from tests.conftest import BuiltWarehouse, pointed_at
+from tests.spark_support import SPARK_GROUP, cli, cli_build, reset_spark, spark_build
 
 pytestmark = SPARK_GROUP
 
@@ -42,6 +50,8 @@ REL_TOL = 1e-9
 DONE = re.compile(r"(\d+) dbt nodes built, (\d+) dbt tests and (\d+) freshness checks passed")
 SEED = 31
 BASE_END = date(2025, 3, 1)
+DEMO_CALLS = 600  # with the demo's other defaults: 60 days ending yesterday, 12 organizations
+DAYS = 12  # the first extract's days (each is a partition of the incremental marts on Spark)
 
 
 # ---------------------------------------------------------------------------- comparing
@@ -94,9 +104,7 @@ def mart_differences(duck: Path, spark: Path) -> list[str]:
         for table in tables:
             columns = _columns(con, "duck", table)
             if _columns(con, "spark", table) != columns:
-                problems.append(
-                    f"{table}: columns {columns} vs {_columns(con, 'spark', table)}"
-                )
+                problems.append(f"{table}: columns {columns} vs {_columns(con, 'spark', table)}")
                 continue
             kept = [(n, k) for n, k in columns if n not in LOAD_COLUMNS]
             listed = ", ".join(f'"{n}"' for n, _ in kept)
@@ -109,9 +117,7 @@ def mart_differences(duck: Path, spark: Path) -> list[str]:
                 for db in ("duck", "spark")
             }
             if len(rows["duck"]) != len(rows["spark"]):
-                problems.append(
-                    f"{table}: {len(rows['duck'])} rows vs {len(rows['spark'])}"
-                )
+                problems.append(f"{table}: {len(rows['duck'])} rows vs {len(rows['spark'])}")
                 continue
             for left, right in zip(rows["duck"], rows["spark"], strict=True):
                 if not all(
@@ -176,43 +182,119 @@ def counts(progress: str) -> tuple[int, int]:
     return int(found.group(1)), int(found.group(2))
 
 
-# ------------------------------------------------------------------------------ the tests
+# ----------------------------------------------------------------------- the builds
+
+
+@dataclass(frozen=True)
+class SparkBuilt:
+    warehouse: Path
+    counts: tuple[int, int]  # (dbt nodes built, dbt tests passed)
+
+
+@dataclass(frozen=True)
+class Extracts:
+    duck: Path
+    duck_counts: tuple[int, int]
+    nightly: list[SparkBuilt]  # the first extract, then the increment on top of it
+    fresh: SparkBuilt  # both extracts, from nothing
+    day: date  # the second extract's
+    changes: dict[str, Any]
 
 
 @pytest.fixture(scope="module")
 def spark_clean(spark_server: Server) -> Iterator[Server]:
+    spark_server_process.start(spark_server)  # when an earlier test stopped it
     reset_spark(spark_server)
     yield spark_server
     reset_spark(spark_server)
 
 
-def test_handmade_on_spark_equals_duckdb(
+@pytest.fixture(scope="module")
+def handmade_on_spark(
     spark_clean: Server,
     handmade_warehouse: BuiltWarehouse,
-    tmp_path: Path,
-    capfd: pytest.CaptureFixture[str],
-) -> None:
-    raw = tmp_path / "raw"
-    write_handmade_raw(raw)
-    duck = tmp_path / "duck" / "callmetrics.duckdb"
-    spark = tmp_path / "spark" / "callmetrics.duckdb"
-    capfd.readouterr()
-    build(raw, duck)
-    duck_counts = counts(capfd.readouterr().err)
+    tmp_path_factory: pytest.TempPathFactory,
+) -> SparkBuilt:
+    """The raw files of the session's DuckDB `handmade_warehouse`, built on Spark."""
+    spark = tmp_path_factory.mktemp("handmade-spark") / "callmetrics.duckdb"
     reset_spark(spark_clean)
-    spark_counts = counts(spark_build(spark_clean, raw, spark))
-    # every dbt test and unit test ran and passed on Spark too (Spark's graph has the agents'
-    # name history models, and their tests, where DuckDB has the snapshot)
-    assert duck_counts[1] > 50, duck_counts
-    assert spark_counts[1] >= duck_counts[1], (spark_counts, duck_counts)
-    problems = mart_differences(duck.resolve(), spark.resolve())
+    progress = spark_build(spark_clean, handmade_warehouse.raw_dir, spark)
+    return SparkBuilt(spark, counts(progress))
+
+
+@pytest.fixture(scope="module")
+def extracts(spark_clean: Server, tmp_path_factory: pytest.TempPathFactory) -> Extracts:
+    """A generated raw directory of two extracts: built nightly on Spark (the first, then the
+    second on top), then on DuckDB and fresh on Spark (both at once)."""
+    from callmetrics.generate import generate_increment
+    from callmetrics.generation.base import generate_raw
+
+    base = tmp_path_factory.mktemp("extracts")
+    raw = base / "raw"
+    generate_raw(raw, calls=1_200, days=DAYS, orgs=4, resellers=2, seed=SEED,
+                 end_date=BASE_END, dirt_rate=0.05)  # fmt: skip
+    nightly = base / "spark-nightly" / "callmetrics.duckdb"
+    reset_spark(spark_clean)
+    first = SparkBuilt(nightly, counts(spark_build(spark_clean, raw, nightly)))
+
+    # the second extract: new calls, late versions and telemetry, renamed agents (no agent is
+    # deleted: a full build never saw a deleted agent's name, so it would differ by design)
+    day = BASE_END + timedelta(days=1)
+    summary = generate_increment(raw, day=day, seed=SEED, calls=120, late_share=0.1,
+                                 rename_agents=2, delete_agents=0, dirt_rate=0.05)  # fmt: skip
+    increment = SparkBuilt(nightly, counts(spark_build(spark_clean, raw, nightly)))
+
+    duck = base / "duck" / "callmetrics.duckdb"
+    duck_counts = counts(cli_build(raw, duck))
+    fresh = base / "spark-fresh" / "callmetrics.duckdb"
+    reset_spark(spark_clean)
+    fresh_built = SparkBuilt(fresh, counts(spark_build(spark_clean, raw, fresh)))
+    return Extracts(duck, duck_counts, [first, increment], fresh_built, day,
+                    dict(summary.changes))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Demo:
+    spark: SparkBuilt
+    duck: Path
+    payloads: Path  # the folder `callmetrics demo` wrote its payloads into
+    progress: str
+
+
+@pytest.fixture(scope="module")
+def demo_on_spark(spark_clean: Server, tmp_path_factory: pytest.TempPathFactory) -> Demo:
+    """`CALLMETRICS_TARGET=spark callmetrics demo` from nothing (it generates its demo data, builds
+    and exports), and a DuckDB build of the raw files it generated."""
+    base = tmp_path_factory.mktemp("demo")
+    raw, spark = base / "raw", base / "spark" / "callmetrics.duckdb"
+    reset_spark(spark_clean)
+    progress = cli(["demo", "--calls", str(DEMO_CALLS), "--out", str(base / "exports")], raw,
+                   spark, spark_clean)  # fmt: skip
+    (payloads,) = (base / "exports").iterdir()
+    duck = base / "duck" / "callmetrics.duckdb"
+    cli_build(raw, duck)
+    return Demo(SparkBuilt(spark, counts(progress)), duck, payloads, progress)
+
+
+# ------------------------------------------------------------------------------ the tests
+
+
+def test_handmade_marts_on_spark_equal_duckdb(
+    handmade_on_spark: SparkBuilt, handmade_warehouse: BuiltWarehouse
+) -> None:
+    problems = mart_differences(
+        handmade_warehouse.warehouse.resolve(), handmade_on_spark.warehouse.resolve()
+    )
     assert not problems, "\n".join(problems)
-    # the shared DuckDB fixture was built from the same files: same marts
-    assert not mart_differences(handmade_warehouse.warehouse.resolve(), spark.resolve())
+
+
+def test_handmade_payloads_from_spark_are_byte_identical(
+    handmade_on_spark: SparkBuilt, handmade_warehouse: BuiltWarehouse, tmp_path: Path
+) -> None:
     payloads = payload_differences(
-        duck,
-        spark,
-        tmp_path / "payloads",
+        handmade_warehouse.warehouse,
+        handmade_on_spark.warehouse,
+        tmp_path,
         [
             ("2025-01-01", "2025-01-31", ()),
             ("2025-01-10T10:07:00Z", "2025-01-10T16:52:59Z", ("--tz", "org")),
@@ -221,44 +303,59 @@ def test_handmade_on_spark_equals_duckdb(
     assert not payloads, "\n".join(payloads)
 
 
-def test_two_extracts_on_spark_equal_duckdb_and_the_increment_equals_a_fresh_build(
-    spark_clean: Server, tmp_path: Path
+def test_the_demo_on_spark_exports_what_duckdb_exports(demo_on_spark: Demo, tmp_path: Path) -> None:
+    assert "[demo] done in" in demo_on_spark.progress, demo_on_spark.progress[-2000:]
+    problems = mart_differences(
+        demo_on_spark.duck.resolve(), demo_on_spark.spark.warehouse.resolve()
+    )
+    assert not problems, "the demo, DuckDB vs Spark:\n" + "\n".join(problems)
+    first, last = demo_on_spark.payloads.name.split("_")
+    written = _payload_files(demo_on_spark.payloads)
+    assert len(written) > 12, sorted(written)  # 12 organizations, resellers, all organizations
+    # the demo's own export-all, against the DuckDB build's over the same span
+    export_all(demo_on_spark.duck, tmp_path / "duck", first, last)
+    assert _payload_files(tmp_path / "duck") == written
+
+
+def test_every_dbt_test_and_unit_test_passes_in_every_spark_build(
+    handmade_on_spark: SparkBuilt, demo_on_spark: Demo, extracts: Extracts
 ) -> None:
-    from callmetrics.generate import generate_increment
-    from callmetrics.generation.base import generate_raw
+    # Spark's graph has the agents' name history models, and their tests, where DuckDB has the
+    # snapshot: at least as many nodes and tests, on every build (fresh, first, increment)
+    duck_nodes, duck_tests = extracts.duck_counts
+    assert duck_tests > 50, extracts.duck_counts
+    for built in (handmade_on_spark, demo_on_spark.spark, *extracts.nightly, extracts.fresh):
+        nodes, tests = built.counts
+        assert tests >= duck_tests and nodes >= duck_nodes, (built, extracts.duck_counts)
 
-    raw = tmp_path / "raw"
-    generate_raw(raw, calls=2_000, days=20, orgs=5, resellers=2, seed=SEED,
-                 end_date=BASE_END, dirt_rate=0.05)  # fmt: skip
-    nightly = tmp_path / "spark-nightly" / "callmetrics.duckdb"
-    reset_spark(spark_clean)
-    spark_build(spark_clean, raw, nightly)
 
-    # the second extract: new calls, late versions and telemetry, renamed agents (no agent is
-    # deleted: a full build never saw a deleted agent's name, so it would differ by design)
-    day = BASE_END + timedelta(days=1)
-    summary = generate_increment(raw, day=day, seed=SEED, calls=150, late_share=0.1,
-                                 rename_agents=2, delete_agents=0, dirt_rate=0.05)  # fmt: skip
+def test_the_second_extract_holds_what_a_night_brings(extracts: Extracts) -> None:
     for change in ("new_calls", "late_version_outcome", "late_events_of_older_calls",
                    "renamed_agents"):  # fmt: skip
-        assert summary.changes.get(change), (change, summary.changes)
-    spark_build(spark_clean, raw, nightly)  # the nightly increment, on Spark
+        assert extracts.changes.get(change), (change, extracts.changes)
 
-    duck = tmp_path / "duck" / "callmetrics.duckdb"
-    build(raw, duck)
-    fresh = tmp_path / "spark-fresh" / "callmetrics.duckdb"
-    reset_spark(spark_clean)
-    spark_build(spark_clean, raw, fresh)
 
-    problems = mart_differences(duck.resolve(), fresh.resolve())
+def test_two_extracts_on_spark_equal_duckdb(extracts: Extracts) -> None:
+    problems = mart_differences(extracts.duck.resolve(), extracts.fresh.warehouse.resolve())
     assert not problems, "both extracts, DuckDB vs Spark:\n" + "\n".join(problems)
-    problems = mart_differences(fresh.resolve(), nightly.resolve())
+
+
+def test_the_increment_on_spark_equals_a_fresh_spark_build(extracts: Extracts) -> None:
+    problems = mart_differences(
+        extracts.fresh.warehouse.resolve(), extracts.nightly[-1].warehouse.resolve()
+    )
     assert not problems, "Spark, fresh vs nightly increment:\n" + "\n".join(problems)
-    start = (BASE_END - timedelta(days=19)).isoformat()
+
+
+def test_two_extracts_payloads_from_spark_are_byte_identical(
+    extracts: Extracts, tmp_path: Path
+) -> None:
+    start = (BASE_END - timedelta(days=DAYS - 1)).isoformat()
+    day = extracts.day
     payloads = payload_differences(
-        duck,
-        fresh,
-        tmp_path / "payloads",
+        extracts.duck,
+        extracts.fresh.warehouse,
+        tmp_path,
         [
             (start, day.isoformat(), ()),
             (f"{BASE_END - timedelta(days=3)}T05:38:00Z", f"{day}T13:21:59Z", ("--tz", "org")),

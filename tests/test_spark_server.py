@@ -129,34 +129,6 @@ def test_start_refuses_a_taken_port_and_reports_a_failed_start(tmp_path: Path) -
     assert server.pid() is None and not server.pid_path.exists()
 
 
-def test_cli_status_stop_start_on_the_session_server(
-    spark_server: Server, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main(["spark", "status"]) == 0
-    pid = spark_server.pid()
-    assert pid is not None
-    out = capsys.readouterr().out
-    assert f"running: pid {pid}, 127.0.0.1:{spark_server.port} listening" in out
-    assert main(["spark", "start"]) == 0  # already running: nothing started
-    captured = capsys.readouterr()
-    assert "already running" in captured.err
-    assert captured.out.strip() == (
-        f"export CALLMETRICS_TARGET=spark CALLMETRICS_SPARK_PORT={spark_server.port}"
-    )
-    assert main(["spark", "stop"]) == 0
-    assert "stopped" in capsys.readouterr().err
-    assert spark_server.pid() is None and not spark_server.listening()
-    assert not Path(f"/proc/{pid}").exists() or "\nState:\tZ" in Path(
-        f"/proc/{pid}/status"
-    ).read_text()
-    assert main(["spark", "status"]) == 3
-    assert main(["spark", "stop"]) == 0
-    assert "not running" in capsys.readouterr().err
-    assert main(["spark", "start"]) == 0  # back for the other tests
-    assert spark_server.pid() is not None and spark_server.listening()
-    assert "started (pid" in capsys.readouterr().err
-
-
 def _model(spark_schema: str, schema: str, name: str, columns: dict[str, str]) -> dict:
     return {"resource_type": "model", "schema": spark_schema, "name": name, "alias": name,
             "config": {"schema": schema, "materialized": "table", "enabled": True},
@@ -166,6 +138,7 @@ def _model(spark_schema: str, schema: str, name: str, columns: dict[str, str]) -
 def test_copy_into_duckdb_keeps_declared_types_order_and_partitions(
     spark_server: Server, tmp_path: Path
 ) -> None:
+    start(spark_server)  # when an earlier test stopped it
     reset_spark(spark_server)
     try:
         for sql in (
@@ -251,3 +224,33 @@ def test_copy_into_duckdb_keeps_declared_types_order_and_partitions(
             assert tables == {"marts.mart_x", "marts.dim_empty", "staging.stg_platform__calls"}
     finally:
         reset_spark(spark_server)
+
+
+# Last in the module, and the Spark tests run in file order on one worker: it leaves the
+# session's server stopped, so no test waits for a restart (a later one would start it again:
+# `spark_clean`, test_copy_...). Starting a stopped server through the command's plumbing is
+# tests/test_local_server.py's; starting the JVM is the session fixture's.
+def test_cli_status_start_stop_on_the_session_server(
+    spark_server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    start(spark_server)  # when an earlier test stopped it
+    assert main(["spark", "status"]) == 0
+    pid = spark_server.pid()
+    assert pid is not None
+    out = capsys.readouterr().out
+    assert f"running: pid {pid}, 127.0.0.1:{spark_server.port} listening" in out
+    assert main(["spark", "start"]) == 0  # already running: nothing started
+    captured = capsys.readouterr()
+    assert "already running" in captured.err
+    assert captured.out.strip() == (
+        f"export CALLMETRICS_TARGET=spark CALLMETRICS_SPARK_PORT={spark_server.port}"
+    )
+    assert main(["spark", "stop"]) == 0
+    assert "stopped" in capsys.readouterr().err
+    assert spark_server.pid() is None and not spark_server.listening()
+    assert not Path(f"/proc/{pid}").exists() or "\nState:\tZ" in Path(
+        f"/proc/{pid}/status"
+    ).read_text()
+    assert main(["spark", "status"]) == 3
+    assert main(["spark", "stop"]) == 0
+    assert "not running" in capsys.readouterr().err

@@ -15,15 +15,7 @@
 
 with current_agents as (
     select
-        agent_id,
-        organization_id,
-        agent_name,
-        status,
-        is_known_status,
-        raw_status,
-        created_at,
-        updated_at,
-        _source_file
+        {{- agent_version_columns() }}
     from {{ ref('stg_platform__agents') }}
 ),
 
@@ -60,14 +52,6 @@ changed_agents as (
 {%- endif %}
 
 select
-    agent_id,
-    organization_id,
-    agent_name,
-    status,
-    is_known_status,
-    raw_status,
-    created_at,
-    updated_at,
-    _source_file,
+    {{- agent_version_columns() }},
     {{ load_time() }} as _loaded_at
 from changed_agents

@@ -7,15 +7,7 @@
 
 with versions as (
     select
-        agent_id,
-        organization_id,
-        agent_name,
-        status,
-        is_known_status,
-        raw_status,
-        created_at,
-        updated_at,
-        _source_file,
+        {{- agent_version_columns() }},
         _loaded_at as dbt_valid_from,
         lead(_loaded_at) over (partition by agent_id order by _loaded_at) as next_valid_from
     from {{ ref('agent_versions_seen') }}
@@ -34,15 +26,7 @@ latest_versions as (
 
 recorded_versions as (
     select
-        versions.agent_id,
-        versions.organization_id,
-        versions.agent_name,
-        versions.status,
-        versions.is_known_status,
-        versions.raw_status,
-        versions.created_at,
-        versions.updated_at,
-        versions._source_file,
+        {{- agent_version_columns('versions') }},
         versions.dbt_valid_from,
         case
             when versions.next_valid_from is not null then versions.next_valid_from
@@ -56,15 +40,7 @@ recorded_versions as (
 
 deletion_records as (
     select
-        latest_versions.agent_id,
-        latest_versions.organization_id,
-        latest_versions.agent_name,
-        latest_versions.status,
-        latest_versions.is_known_status,
-        latest_versions.raw_status,
-        latest_versions.created_at,
-        latest_versions.updated_at,
-        latest_versions._source_file,
+        {{- agent_version_columns('latest_versions') }},
         {{ load_time() }} as dbt_valid_from,
         cast(null as {{ type_timestamptz() }}) as dbt_valid_to,
         'True' as dbt_is_deleted
@@ -80,15 +56,7 @@ all_versions as (
 )
 
 select
-    agent_id,
-    organization_id,
-    agent_name,
-    status,
-    is_known_status,
-    raw_status,
-    created_at,
-    updated_at,
-    _source_file,
+    {{- agent_version_columns() }},
     dbt_valid_from,
     dbt_valid_to,
     dbt_is_deleted

@@ -93,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_api(sub)
     p = sub.add_parser("demo", help="generate demo data if missing, build, export-all")
     p.add_argument("--calls", type=int, default=20_000, help="calls in the demo data")
+    p.add_argument("--out", help="folder of the payloads' folder (default: data/exports)")
     from callmetrics.publishing.postgres_commands import add_parsers as add_postgres_parsers
 
     add_postgres_parsers(sub)
@@ -147,7 +148,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from callmetrics.demo import run_demo
 
-        return run_demo(calls=args.calls)
+        # its export-all is the command's own: parsed, every option at its default
+        return run_demo(calls=args.calls, out=args.out, parse=build_parser().parse_args)
     if args.command == "postgres":
         from callmetrics.publishing.postgres_commands import run_postgres
 

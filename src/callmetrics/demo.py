@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 
 import duckdb
 
@@ -35,7 +37,10 @@ def _data_span(warehouse: str) -> tuple[date, date]:
     return first, last
 
 
-def run_demo(calls: int) -> int:
+def run_demo(
+    calls: int, out: str | None, parse: Callable[[list[str]], argparse.Namespace]
+) -> int:
+    """`parse`: the command line's parser (`callmetrics export-all` is run as parsed there)."""
     from callmetrics.exporter.commands import run_export_all
     from callmetrics.generate import write_raw, yesterday
     from callmetrics.generation.base import existing_tables
@@ -56,17 +61,17 @@ def run_demo(calls: int) -> int:
         return status
 
     first, last = _data_span(str(settings.warehouse))
-    out = EXPORTS_DIR / f"{first.isoformat()}_{last.isoformat()}"
+    folder = (Path(out) if out else EXPORTS_DIR) / f"{first.isoformat()}_{last.isoformat()}"
     _say(f"exporting every organization and reseller for {first} .. {last}")
-    args = argparse.Namespace(start=first.isoformat(), end=last.isoformat(), out=str(out))
-    status = run_export_all(args)
+    span = ["--start", first.isoformat(), "--end", last.isoformat(), "--out", str(folder)]
+    status = run_export_all(parse(["export-all", *span]))
     if status != 0:
         return status
 
     _say(f"done in {time.perf_counter() - started:.1f}s")
     _say(f"raw data:   {settings.raw_dir}")
     _say(f"warehouse:  {settings.warehouse}  (open it read-only: see README, 'Querying the marts')")
-    _say(f"payloads:   {out}  (manifest.json lists every file)")
+    _say(f"payloads:   {folder}  (manifest.json lists every file)")
     _say(
         "try: callmetrics export --start "
         f"{first.isoformat()} --end {last.isoformat()} --org <organization id>"

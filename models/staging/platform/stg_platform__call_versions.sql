@@ -89,17 +89,7 @@ all_rows as (
 )
 
 select
-    call_id,
-    organization_id,
-    agent_id,
-    started_at,
-    ended_at,
-    outcome_code,
-    transferred_at,
-    sentiment,
-    user_corrections,
-    escalation_reason,
-    updated_at,
+    {{- call_version_columns() }},
     is_file_marker,
     _source_file,
     {{ load_time() }} as _loaded_at

@@ -8,17 +8,7 @@
 
 with arrived_versions as (
     select
-        call_id,
-        organization_id,
-        agent_id,
-        started_at,
-        ended_at,
-        outcome_code,
-        transferred_at,
-        sentiment,
-        user_corrections,
-        escalation_reason,
-        updated_at,
+        {{- call_version_columns() }},
         _source_file
     from {{ ref('stg_platform__call_versions') }}
     where
@@ -42,36 +32,14 @@ latest_arrived as (
 -- the row's _loaded_at, so every arrival moves this model's watermark on.
 held_versions as (
     select
-        call_id,
-        organization_id,
-        agent_id,
-        started_at,
-        ended_at,
-        outcome_code,
-        transferred_at,
-        sentiment,
-        user_corrections,
-        escalation_reason,
-        updated_at,
+        {{- call_version_columns() }},
         _source_file
     from {{ this }}
     where call_id in (select latest_arrived.call_id from latest_arrived)
 ),
 
 new_versions as (
-    select
-        call_id,
-        organization_id,
-        agent_id,
-        started_at,
-        ended_at,
-        outcome_code,
-        transferred_at,
-        sentiment,
-        user_corrections,
-        escalation_reason,
-        updated_at,
-        _source_file
+    select *
     from (
         select
             *,
@@ -92,17 +60,7 @@ new_versions as (
 {%- endif %}
 
 select
-    call_id,
-    organization_id,
-    agent_id,
-    started_at,
-    ended_at,
-    outcome_code,
-    transferred_at,
-    sentiment,
-    user_corrections,
-    escalation_reason,
-    updated_at,
+    {{- call_version_columns() }},
     _source_file,
     {{ load_time() }} as _loaded_at
 from new_versions

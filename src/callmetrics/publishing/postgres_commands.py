@@ -6,12 +6,12 @@ import argparse
 import sys
 
 from callmetrics.errors import UserError
+from callmetrics.local_server import add_command, run_command
 from callmetrics.settings import POSTGRES_URL_ENV, Settings
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("postgres", help="a private PostgreSQL server for development")
-    p.add_argument("action", choices=["start", "stop", "status"])
+    add_command(sub, "postgres", "a private PostgreSQL server for development")
     p = sub.add_parser("bi-user", help="PostgreSQL logins for BI tools, restricted by row security")
     actions = p.add_subparsers(dest="bi_action", required=True)
     create = actions.add_parser("create", help="a login for one tenant or the platform")
@@ -31,30 +31,12 @@ def run_postgres(args: argparse.Namespace) -> int:
     from callmetrics.publishing import postgres_server as server
 
     where = server.Server.from_settings(Settings.from_env())
-    if args.action == "start":
-        started = server.start(where)
-        state = "started" if started else "already running"
-        print(
-            f"callmetrics postgres: {state} (pid {where.pid()}, port {where.port}, "
-            f"data {where.base}); publish into it with:",
-            file=sys.stderr,
-        )
-        print(f"export CALLMETRICS_POSTGRES_URL='{where.url}'")
-        return 0
-    if args.action == "stop":
-        stopped = server.stop(where)
-        print(
-            f"callmetrics postgres: {'stopped' if stopped else 'not running'} ({where.base})",
-            file=sys.stderr,
-        )
-        return 0
-    pid = where.pid()
-    if pid is None:
-        print(f"not running ({where.base})")
-        return 3
-    print(f"running: pid {pid}, port {where.port}, data {where.base}")
-    print(f"export CALLMETRICS_POSTGRES_URL='{where.url}'")
-    return 0
+    export = f"export CALLMETRICS_POSTGRES_URL='{where.url}'"
+    return run_command(
+        args.action, "postgres", where, server.start, server.stop,
+        use="publish into it with", export=export,
+        status=lambda pid: [f"running: pid {pid}, port {where.port}, data {where.base}", export],
+    )  # fmt: skip
 
 
 def _url() -> str:

@@ -20,11 +20,11 @@ import secrets
 import shutil
 import signal
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from callmetrics.errors import UserError
+from callmetrics.local_server import alive, read_pid, terminate
 from callmetrics.settings import POSTGRES_BIN_ENV as BIN_ENV
 from callmetrics.settings import POSTGRES_DIR_ENV as DIR_ENV
 from callmetrics.settings import Settings
@@ -109,26 +109,8 @@ class Server:
 
     def pid(self) -> int | None:
         """The postmaster's PID when it is running (from postmaster.pid)."""
-        try:
-            first = (self.data_dir / "postmaster.pid").read_text().splitlines()[0]
-            pid = int(first)
-        except (OSError, ValueError, IndexError):
-            return None
-        return pid if _alive(pid) else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (exited, not yet reaped by its new parent) is not running
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return True
-    return "\nState:\tZ" not in status
+        pid = read_pid(self.data_dir / "postmaster.pid")
+        return pid if pid is not None and alive(pid) else None
 
 
 def _as_cluster_owner(command: list[str]) -> list[str]:
@@ -290,14 +272,6 @@ def stop(server: Server, timeout: float = 60.0) -> bool:
     pid = server.pid()
     if pid is None:
         return False
-    os.kill(pid, signal.SIGINT)  # fast shutdown: roll back sessions, checkpoint, exit
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return True
-        time.sleep(0.05)
-    os.kill(pid, signal.SIGQUIT)  # immediate shutdown
-    deadline = time.monotonic() + 10
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    # fast shutdown (roll back sessions, checkpoint, exit), then immediate shutdown
+    terminate(pid, timeout, polite=signal.SIGINT, firm=signal.SIGQUIT)
     return True

@@ -28,11 +28,11 @@ def check_target(settings: Settings) -> None:
     saying what to do otherwise). Nothing to check for DuckDB."""
     if not on_spark(settings):
         return
+    from callmetrics.local_server import port_open
     from callmetrics.spark.extra import require_spark_extra
-    from callmetrics.spark.server import _port_open
 
     require_spark_extra()
-    if not _port_open(settings.spark_host, settings.spark_port):
+    if not port_open(settings.spark_host, settings.spark_port):
         raise UserError(
             f"no Spark Thrift server answers at {settings.spark_host}:{settings.spark_port}: "
             f"start one with `callmetrics spark start`, or set {SPARK_HOST_ENV}/{SPARK_PORT_ENV}"

@@ -16,14 +16,12 @@ stopped by its PID (TERM, then KILL).
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from callmetrics.errors import UserError
+from callmetrics.local_server import alive, port_open, read_pid, terminate, wait_for_port
 from callmetrics.settings import SPARK_DIR_ENV, SPARK_PORT_ENV, Settings
 from callmetrics.spark.extra import require_java, spark_home
 
@@ -31,7 +29,7 @@ MAIN_CLASS = "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
 START_TIMEOUT = 180.0  # about 20 s on an idle machine; a busy one is much slower
 STOP_TIMEOUT = 30.0
 # Local mode on the project's two cores. AQE (on by default) coalesces small shuffle
-# partitions; a small default keeps task overhead low on one machine.
+# partitions; a small default keeps task overhead low on one machine (tiny test data: fewer).
 MASTER = "local[2]"
 SHUFFLE_PARTITIONS = 8
 
@@ -44,6 +42,7 @@ class Server:
     host: str
     port: int
     memory: str = "4g"
+    shuffle_partitions: int = SHUFFLE_PARTITIONS
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Server:
@@ -73,14 +72,11 @@ class Server:
 
     def pid(self) -> int | None:
         """The server's PID when it is running (from the PID file, checked against /proc)."""
-        try:
-            pid = int(self.pid_path.read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return None
-        return pid if _is_our_server(pid, self.base) else None
+        pid = read_pid(self.pid_path)
+        return pid if pid is not None and _is_our_server(pid, self.base) else None
 
     def listening(self) -> bool:
-        return _port_open(self.host, self.port)
+        return port_open(self.host, self.port)
 
     def command(self) -> list[str]:
         """The spark-submit command line of this server."""
@@ -99,7 +95,7 @@ class Server:
             # timestamps written as Parquet's UTC-adjusted microseconds (not legacy INT96):
             # DuckDB reads them back as the same instants (callmetrics.spark.marts)
             "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
-            "spark.sql.shuffle.partitions": str(SHUFFLE_PARTITIONS),
+            "spark.sql.shuffle.partitions": str(self.shuffle_partitions),
             "spark.ui.enabled": "false",  # no web UI port to collide with other servers
         }
         command = [
@@ -122,31 +118,9 @@ class Server:
         return [*command, "spark-internal"]
 
 
-def _port_open(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1.0):
-            return True
-    except OSError:
-        return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (exited, not yet reaped) is not running
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return True
-    return "\nState:\tZ" not in status
-
-
 def _is_our_server(pid: int, base: Path) -> bool:
     """The PID is alive and is a Thrift server of this folder (not a reused PID)."""
-    if not _alive(pid):
+    if not alive(pid):
         return False
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
@@ -170,7 +144,7 @@ def log_tail(server: Server, lines: int = 1) -> str:
 def start(server: Server, timeout: float = START_TIMEOUT) -> bool:
     """Start the server and wait until it accepts connections; False if it was running."""
     if server.pid() is not None:
-        if not _wait_for_port(server, None, timeout):
+        if not wait_for_port(server.host, server.port, timeout, lambda: server.pid() is None):
             raise UserError(
                 f"the Spark Thrift server (pid {server.pid()}) is running but not listening on "
                 f"{server.host}:{server.port}: stop it with `callmetrics spark stop` "
@@ -207,9 +181,9 @@ def start(server: Server, timeout: float = START_TIMEOUT) -> bool:
         )
     # spark-submit execs the JVM: the PID stays the server's
     server.pid_path.write_text(f"{process.pid}\n", encoding="utf-8")
-    if not _wait_for_port(server, process, timeout):
+    if not wait_for_port(server.host, server.port, timeout, lambda: process.poll() is not None):
         exited = process.poll()
-        _terminate(process.pid)
+        terminate(process.pid, STOP_TIMEOUT)
         server.pid_path.unlink(missing_ok=True)
         what = (
             f"exited with status {exited}"
@@ -223,45 +197,12 @@ def start(server: Server, timeout: float = START_TIMEOUT) -> bool:
     return True
 
 
-def _wait_for_port(server: Server, process: subprocess.Popen | None, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.listening():
-            return True
-        if process is not None and process.poll() is not None:
-            return False
-        if process is None and server.pid() is None:
-            return False
-        time.sleep(0.5)
-    return False
-
-
-def _terminate(pid: int, timeout: float = STOP_TIMEOUT) -> None:
-    """TERM (Spark stops its session and the metastore cleanly), then KILL after `timeout`."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return
-        time.sleep(0.2)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + 10
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-
-
 def stop(server: Server, timeout: float = STOP_TIMEOUT) -> bool:
     """Stop the server by its PID; False when it was not running."""
     pid = server.pid()
     if pid is None:
         server.pid_path.unlink(missing_ok=True)
         return False
-    _terminate(pid, timeout)
+    terminate(pid, timeout)  # TERM: Spark stops its session and the metastore cleanly
     server.pid_path.unlink(missing_ok=True)
     return True
