@@ -221,12 +221,38 @@ def main(argv: list[str] | None = None) -> int:
     jvm = server.pid()
     jvm_idle = tree_rss_bytes(jvm) if jvm else 0
     increment: dict[str, Any] = {}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(finished: bool) -> None:
+        """The results so far (after every build, so a run cut short still leaves its figures)."""
+        result = {
+            "started_at": started_at.isoformat(timespec="seconds"),
+            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "complete": finished,
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                        "duckdb": duckdb.__version__, "spark": _spark_version()},  # fmt: skip
+            "data": {**data, "first_day": data["first_day"].isoformat(),
+                     "last_day": data["last_day"].isoformat(), "raw": str(args.raw)},  # fmt: skip
+            "spark_server": {
+                "master": "local[2]", "driver_memory": args.spark_memory,
+                "start_seconds": server_seconds, "idle_rss_bytes": jvm_idle,
+            },  # fmt: skip
+            "duckdb_memory_limit": args.duckdb_memory_limit,
+            "increment": increment,
+            "runs": [asdict(r) for r in runs],
+            "marts_compared": checks,
+        }
+        out.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+        out.with_suffix(".md").write_text(report(result))
+
     try:
         for engine in ("duckdb", "spark"):
             print(f"full build on {engine}", file=sys.stderr, flush=True)
             runs.append(run_build(engine, "full", raw, warehouses[engine], common,
                                   jvm if engine == "spark" else None,
                                   work / f"{engine}-full.log"))  # fmt: skip
+            write(finished=False)
         checks["full"] = compare_marts(*(warehouses[e].resolve() for e in ("duckdb", "spark")))
         day = data["last_day"] + timedelta(days=1)
         calls = args.increment_calls or max(1, data["calls"] // max(1, data["days"]))
@@ -236,35 +262,20 @@ def main(argv: list[str] | None = None) -> int:
         increment = {"day": day.isoformat(), "calls": calls, "late_share": args.late_share,
                      "generate_seconds": round(time.perf_counter() - t0, 1),
                      "rows": dict(summary.rows)}  # fmt: skip
+        write(finished=False)
         for engine in ("duckdb", "spark"):
             print(f"nightly increment on {engine}", file=sys.stderr, flush=True)
             runs.append(run_build(engine, "increment", raw, warehouses[engine], common,
                                   jvm if engine == "spark" else None,
                                   work / f"{engine}-increment.log"))  # fmt: skip
+            write(finished=False)
         checks["increment"] = compare_marts(
             *(warehouses[e].resolve() for e in ("duckdb", "spark"))
         )
     finally:
         stop(server)
-    result = {
-        "started_at": started_at.isoformat(timespec="seconds"),
-        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "duckdb": duckdb.__version__, "spark": _spark_version()},  # fmt: skip
-        "data": {**data, "first_day": data["first_day"].isoformat(),
-                 "last_day": data["last_day"].isoformat(), "raw": str(args.raw)},  # fmt: skip
-        "spark_server": {"master": "local[2]", "driver_memory": args.spark_memory,
-                         "start_seconds": server_seconds, "idle_rss_bytes": jvm_idle},  # fmt: skip
-        "duckdb_memory_limit": args.duckdb_memory_limit,
-        "increment": increment,
-        "runs": [asdict(r) for r in runs],
-        "marts_compared": checks,
-    }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str) + "\n")
-    out.with_suffix(".md").write_text(report(result))
-    print(report(result))
+    write(finished=True)
+    print(out.with_suffix(".md").read_text())
     return 0
 
 
@@ -312,6 +323,8 @@ def report(result: dict[str, Any]) -> str:
     lines = [
         f"# Spark beside DuckDB: {data['calls']:,} calls over {data['days']} days",
         "",
+        *([] if result.get("complete", True) else
+          ["**Incomplete: the run stopped before every build below had run.**", ""]),
         f"Run {result['started_at']} to {result['finished_at']} on "
         f"{result['machine']['cpus']} CPUs (shared), Spark {result['machine']['spark']} "
         f"({spark['master']}, driver {spark['driver_memory']}, Thrift server started in "
