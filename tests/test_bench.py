@@ -259,3 +259,20 @@ def test_tiny_run_writes_complete_tables(tiny_run: tuple[Report, Path]) -> None:
     summary = (out / "summary.md").read_text()
     assert "[tiny](tiny.md)" in summary
     assert write_summary(out).read_text() == summary
+
+
+def test_summary_states_growth_between_the_newest_runs_at_each_scale(tmp_path: Path) -> None:
+    def saved(label: str, calls: int, started: str, full: float, increment: float) -> None:
+        figures = {"full_build_seconds": full, "increment_build_total_seconds": increment}
+        (tmp_path / f"{label}.json").write_text(json.dumps({
+            "label": label, "scale": {"calls": calls, "days": 365}, "started_at": started,
+            "figures": figures,
+        }))  # fmt: skip
+
+    saved("old-1m", 1_000_000, "2026-01-01T00:00:00+00:00", 10.0, 1.0)
+    saved("new-1m", 1_000_000, "2026-02-01T00:00:00+00:00", 80.0, 25.0)
+    saved("new-10m", 10_000_000, "2026-02-01T01:00:00+00:00", 720.0, 100.0)
+    summary = write_summary(tmp_path).read_text()
+    assert "the newest run at each scale: new-1m, new-10m" in summary
+    assert "- full build (without dbt tests): 9.00x (target at most 12x: yes)" in summary
+    assert "- nightly increment (end to end): 4.00x (target at most 3x: **no**)" in summary
