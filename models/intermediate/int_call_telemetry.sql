@@ -83,38 +83,33 @@ read_counts as (
     group by call_id
 ),
 
--- The sample values alone (a fraction of the events), one row each: the lists are built over
--- these rows only, and only for the calls that have a sample.
-samples as (
+-- The sorted sample values, one aggregate per kind over that kind's rows only (a fraction of
+-- the events), joined to the counts: three small list states at a time instead of three per
+-- call in one table, so a full build of 240M events (10M calls) fits a 10GB memory limit.
+latency_lists as (
     select
         call_id,
-        'latency' as sample_kind,
-        ttft_ms as sample_value
+        {{ sorted_values('ttft_ms') }} as latency_values
     from judged
     where is_new_event and is_latency_sample
-    union all
-    select
-        call_id,
-        'token_ratio' as sample_kind,
-        token_ratio as sample_value
-    from judged
-    where is_new_event and is_token_sample
-    union all
-    select
-        call_id,
-        'confidence' as sample_kind,
-        confidence as sample_value
-    from judged
-    where is_new_event and is_confidence_sample
+    group by call_id
 ),
 
-sample_lists as (
+token_ratio_lists as (
     select
         call_id,
-        {{ sorted_values('sample_value', where="sample_kind = 'latency'") }} as latency_values,
-        {{ sorted_values('sample_value', where="sample_kind = 'token_ratio'") }} as token_ratio_values,
-        {{ sorted_values('sample_value', where="sample_kind = 'confidence'") }} as confidence_values
-    from samples
+        {{ sorted_values('token_ratio') }} as token_ratio_values
+    from judged
+    where is_new_event and is_token_sample
+    group by call_id
+),
+
+confidence_lists as (
+    select
+        call_id,
+        {{ sorted_values('confidence') }} as confidence_values
+    from judged
+    where is_new_event and is_confidence_sample
     group by call_id
 ),
 
@@ -122,12 +117,16 @@ sample_lists as (
 read_parts as (
     select
         read_counts.*,
-        coalesce(sample_lists.latency_values, {{ empty_double_list() }}) as latency_values,
-        coalesce(sample_lists.token_ratio_values, {{ empty_double_list() }}) as token_ratio_values,
-        coalesce(sample_lists.confidence_values, {{ empty_double_list() }}) as confidence_values
+        coalesce(latency_lists.latency_values, {{ empty_double_list() }}) as latency_values,
+        coalesce(token_ratio_lists.token_ratio_values, {{ empty_double_list() }}) as token_ratio_values,
+        coalesce(confidence_lists.confidence_values, {{ empty_double_list() }}) as confidence_values
     from read_counts
-    left join sample_lists
-        on read_counts.call_id = sample_lists.call_id
+    left join latency_lists
+        on read_counts.call_id = latency_lists.call_id
+    left join token_ratio_lists
+        on read_counts.call_id = token_ratio_lists.call_id
+    left join confidence_lists
+        on read_counts.call_id = confidence_lists.call_id
 ),
 
 {% if is_incremental() -%}
