@@ -262,11 +262,12 @@ def test_tiny_run_writes_complete_tables(tiny_run: tuple[Report, Path]) -> None:
 
 
 def test_summary_states_growth_between_the_newest_runs_at_each_scale(tmp_path: Path) -> None:
-    def saved(label: str, calls: int, started: str, full: float, increment: float) -> None:
+    def saved(label: str, calls: int, started: str, full: float, increment: float,
+              commit: str = "abc1234") -> None:  # fmt: skip
         figures = {"full_build_seconds": full, "increment_build_total_seconds": increment}
         (tmp_path / f"{label}.json").write_text(json.dumps({
             "label": label, "scale": {"calls": calls, "days": 365}, "started_at": started,
-            "figures": figures,
+            "figures": figures, "machine": {"commit": commit},
         }))  # fmt: skip
 
     saved("old-1m", 1_000_000, "2026-01-01T00:00:00+00:00", 10.0, 1.0)
@@ -276,3 +277,7 @@ def test_summary_states_growth_between_the_newest_runs_at_each_scale(tmp_path: P
     assert "the newest run at each scale: new-1m, new-10m" in summary
     assert "- full build (without dbt tests): 9.00x (target at most 12x: yes)" in summary
     assert "- nightly increment (end to end): 4.00x (target at most 3x: **no**)" in summary
+    saved("newer-10m", 10_000_000, "2026-03-01T00:00:00+00:00", 700.0, 90.0, commit="def5678")
+    summary = write_summary(tmp_path).read_text()
+    assert "not computed, the newest runs at each scale (new-1m, newer-10m)" in summary
+    assert "x (target" not in summary

@@ -501,7 +501,12 @@ def write_summary(out: Path) -> Path:
         for calls in (1_000_000, 10_000_000)
     }  # fmt: skip
     small, large = newest[1_000_000], newest[10_000_000]
-    if small and large:
+    commits = [(r.get("machine") or {}).get("commit") for r in (small, large) if r]
+    if small and large and commits[0] != commits[1]:
+        lines += ["", f"Growth from 1M to 10M calls: not computed, the newest runs at each scale "
+                  f"({small['label']}, {large['label']}) are of different commits "
+                  f"({commits[0]}, {commits[1]}).", ""]  # fmt: skip
+    elif small and large:
         lines += ["", f"Growth from 1M to 10M calls (the newest run at each scale: "
                   f"{small['label']}, {large['label']}):", ""]  # fmt: skip
         for name, key, target in GROWTH_TARGETS:
