@@ -113,3 +113,11 @@ def test_start_stop_status_lines(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert _run("stop", server) == 0
     assert capsys.readouterr().err == f"callmetrics toy: not running ({tmp_path})\n"
     assert server.calls == ["start", "start", "stop", "stop"]
+
+
+def test_a_zombie_first_thread_with_live_threads_still_runs() -> None:
+    from callmetrics.local_server import running_from_status
+
+    assert running_from_status("Name:\tjava\nState:\tS (sleeping)\nThreads:\t80\n")
+    assert running_from_status("Name:\tjava\nState:\tZ (zombie)\nThreads:\t41\n")
+    assert not running_from_status("Name:\tjava\nState:\tZ (zombie)\nThreads:\t1\n")

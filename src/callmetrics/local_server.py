@@ -42,7 +42,18 @@ def alive(pid: int) -> bool:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return True
-    return "\nState:\tZ" not in status
+    return running_from_status(status)
+
+
+def running_from_status(status: str) -> bool:
+    """From /proc/PID/status: not a zombie. A process whose first thread has exited shows the
+    zombie state while its other threads still run (a JVM stopping its server does), so it is
+    a zombie only when no other thread is left."""
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    if not fields.get("State", "").strip().startswith("Z"):
+        return True
+    threads = fields.get("Threads", "1").strip()
+    return threads.isdigit() and int(threads) > 1
 
 
 def port_open(host: str, port: int) -> bool:
