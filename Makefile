@@ -20,6 +20,7 @@ install: $(BIN)/python
 
 install-test: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test,bi,spark]'
+	$(BIN)/python -m callmetrics.spark.hive_jars >/dev/null
 	@if [ -f scripts/setup_compat_duckdb.sh ]; then bash scripts/setup_compat_duckdb.sh; fi
 
 demo: install

@@ -136,6 +136,10 @@ def cli(command: list[str], raw: Path, warehouse: Path, server: Server | None = 
     log = warehouse.parent / "build.log"
     tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
     engine = "Spark" if server is not None else "DuckDB"
+    if done.returncode != 0 and server is not None:
+        from callmetrics.spark.server import log_tail
+
+        tail += f"\nthe server's last errors: {log_tail(server, 8)[-3000:]}"
     assert done.returncode == 0, f"{command} on {engine} failed:\n{done.stderr[-3000:]}\n{tail}"
     return done.stderr
 

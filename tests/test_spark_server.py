@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
+import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import pytest
 from callmetrics.cli import main
 from callmetrics.errors import UserError
 from callmetrics.settings import Settings, SettingsError
-from callmetrics.spark import extra
+from callmetrics.spark import extra, hive_jars
 from callmetrics.spark.build import check_target
 from callmetrics.spark.marts import copy_marts, data_files, duckdb_type
 from callmetrics.spark.server import Server, start
@@ -127,6 +129,44 @@ def test_start_refuses_a_taken_port_and_reports_a_failed_start(tmp_path: Path) -
     assert f"(log: {server.log_path};" in message
     assert "\n" not in message
     assert server.pid() is None and not server.pid_path.exists()
+
+
+def test_the_server_needs_hives_function_registry_jar(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pyspark 4 ships no hive-llap-common, which Hive's function registry loads when a closing
+    session builds a new Hive client; the server gets the jar `make install-test` fetched, and
+    without it refuses to start in one line."""
+    if extra.missing_packages():
+        pytest.skip("the Spark extra is not installed")
+    jar = hive_jars.installed_jar()
+    assert jar is not None, f"run `{hive_jars.FETCH}` (make install-test does)"
+    command = Server(base=tmp_path / "s", host="127.0.0.1", port=free_port()).command()
+    assert command[command.index("--driver-class-path") + 1] == str(jar)
+    # with the jar, a JVM of the same Spark initialises Hive's FunctionRegistry (without it
+    # the class fails to initialise: NoClassDefFoundError ...LlapSigner$Signable)
+    probe = (
+        "from pyspark.sql import SparkSession\n"
+        f"s = (SparkSession.builder.master('local[1]').config('spark.ui.enabled', 'false')"
+        f".config('spark.driver.extraClassPath', {str(jar)!r}).getOrCreate())\n"
+        "print(s._jvm.org.apache.hadoop.hive.ql.exec.FunctionRegistry.getFunctionNames().size())"
+    )
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          env=env, timeout=600, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout.split()[-1]) > 200  # Hive 2.3's built-in functions
+    # a missing (or altered) jar: one line saying what to run, no process started
+    monkeypatch.setattr(hive_jars, "jar_path", lambda: tmp_path / "jars" / hive_jars.JAR)
+    (tmp_path / "jars").mkdir()
+    (tmp_path / "jars" / hive_jars.JAR).write_bytes(b"not the jar")
+    server = Server(base=tmp_path / "s3", host="127.0.0.1", port=free_port())
+    with pytest.raises(UserError) as caught:
+        start(server)
+    message = str(caught.value)
+    assert message.startswith(f"the local Spark server needs {hive_jars.JAR}"), message
+    assert f"run `{hive_jars.FETCH}` once" in message and "\n" not in message
+    assert server.pid() is None
 
 
 def _model(spark_schema: str, schema: str, name: str, columns: dict[str, str]) -> dict:

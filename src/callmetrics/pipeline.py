@@ -12,6 +12,7 @@ the warehouse (`build.log`), named in the error line when something fails.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import re
@@ -317,6 +318,11 @@ def _run_job(
             )
         except KeyboardInterrupt:
             report.interrupted = True
+        finally:
+            # A run stopped by Ctrl-C leaves dagster-dbt's event generators suspended; Python
+            # reports closing them ("generator ignored GeneratorExit") on stderr whenever they
+            # are collected. Collect them now, while stderr still goes to the build log.
+            gc.collect()
     elapsed = time.monotonic() - started
     if report.interrupted:
         serving = store.after_failure(live_before)

@@ -24,6 +24,7 @@ from callmetrics.errors import UserError
 from callmetrics.local_server import alive, port_open, read_pid, terminate, wait_for_port
 from callmetrics.settings import SPARK_DIR_ENV, SPARK_PORT_ENV, Settings
 from callmetrics.spark.extra import require_java, spark_home
+from callmetrics.spark.hive_jars import require_jar
 
 MAIN_CLASS = "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
 START_TIMEOUT = 180.0  # about 20 s on an idle machine; a busy one is much slower
@@ -108,6 +109,9 @@ class Server:
             f"callmetrics-thrift-{self.port}",
             "--driver-memory",
             self.memory,
+            # Hive's function registry, which a closing session may load (spark/hive_jars.py)
+            "--driver-class-path",
+            str(require_jar()),
             # derby.log under the server's folder; the folder named on the command line marks
             # the process as this server's (see _is_our_server)
             "--driver-java-options",
