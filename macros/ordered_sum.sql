@@ -42,30 +42,17 @@
     )
 {%- endmacro %}
 
-{#- An empty list of integers. -#}
-{% macro empty_integer_list() -%}
-    {{ return(adapter.dispatch('empty_integer_list', 'callmetrics')()) }}
+{#- An empty list of `element_type` (a type name both engines know: integer, double, ...). -#}
+{% macro empty_list(element_type) -%}
+    {{ return(adapter.dispatch('empty_list', 'callmetrics')(element_type)) }}
 {%- endmacro %}
 
-{% macro default__empty_integer_list() -%}
-    cast([] as integer[])
+{% macro default__empty_list(element_type) -%}
+    cast([] as {{ element_type }}[])
 {%- endmacro %}
 
-{% macro spark__empty_integer_list() -%}
-    cast(array() as array<int>)
-{%- endmacro %}
-
-{#- An empty list of doubles. -#}
-{% macro empty_double_list() -%}
-    {{ return(adapter.dispatch('empty_double_list', 'callmetrics')()) }}
-{%- endmacro %}
-
-{% macro default__empty_double_list() -%}
-    cast([] as double[])
-{%- endmacro %}
-
-{% macro spark__empty_double_list() -%}
-    cast(array() as array<double>)
+{% macro spark__empty_list(element_type) -%}
+    cast(array() as array<{{ element_type }}>)
 {%- endmacro %}
 
 {#- One row per element of a list column `list_expression` (in a select list), named by the

@@ -84,42 +84,30 @@ read_counts as (
 ),
 
 -- The sorted sample values, one aggregate per kind over that kind's rows only (a fraction of
--- the events), joined to the counts: three small list states at a time instead of three per
--- call in one table, so a full build of 240M events (10M calls) fits a 10GB memory limit.
-latency_lists as (
+-- the events), joined to the counts: one small list state at a time instead of three per call
+-- in one table, so a full build of 240M events (10M calls) fits a 10GB memory limit.
+{%- set samples = {
+    'latency': ('ttft_ms', 'is_latency_sample'),
+    'token_ratio': ('token_ratio', 'is_token_sample'),
+    'confidence': ('confidence', 'is_confidence_sample'),
+} %}
+{%- for kind, (value, is_sample) in samples.items() %}
+{{ kind }}_lists as (
     select
         call_id,
-        {{ sorted_values('ttft_ms') }} as latency_values
+        {{ sorted_values(value) }} as {{ kind }}_values
     from judged
-    where is_new_event and is_latency_sample
+    where is_new_event and {{ is_sample }}
     group by call_id
 ),
-
-token_ratio_lists as (
-    select
-        call_id,
-        {{ sorted_values('token_ratio') }} as token_ratio_values
-    from judged
-    where is_new_event and is_token_sample
-    group by call_id
-),
-
-confidence_lists as (
-    select
-        call_id,
-        {{ sorted_values('confidence') }} as confidence_values
-    from judged
-    where is_new_event and is_confidence_sample
-    group by call_id
-),
-
+{% endfor %}
 -- The parts of the events read, per call.
 read_parts as (
     select
         read_counts.*,
-        coalesce(latency_lists.latency_values, {{ empty_double_list() }}) as latency_values,
-        coalesce(token_ratio_lists.token_ratio_values, {{ empty_double_list() }}) as token_ratio_values,
-        coalesce(confidence_lists.confidence_values, {{ empty_double_list() }}) as confidence_values
+        coalesce(latency_lists.latency_values, {{ empty_list('double') }}) as latency_values,
+        coalesce(token_ratio_lists.token_ratio_values, {{ empty_list('double') }}) as token_ratio_values,
+        coalesce(confidence_lists.confidence_values, {{ empty_list('double') }}) as confidence_values
     from read_counts
     left join latency_lists
         on read_counts.call_id = latency_lists.call_id

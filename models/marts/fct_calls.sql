@@ -37,7 +37,7 @@ calls_with_telemetry as (
         counted_calls.escalation_us,
         coalesce(call_telemetry.latency_sample_count, 0) as latency_sample_count,
         coalesce(call_telemetry.latency_ms_sum, 0) as latency_ms_sum,
-        coalesce(call_telemetry.latency_bins, {{ empty_integer_list() }}) as latency_bins,
+        coalesce(call_telemetry.latency_bins, {{ empty_list('integer') }}) as latency_bins,
         coalesce(call_telemetry.token_sample_count, 0) as token_sample_count,
         coalesce(call_telemetry.token_ratio_sum, 0) as token_ratio_sum,
         coalesce(call_telemetry.confidence_sample_count, 0) as confidence_sample_count,
