@@ -318,10 +318,11 @@ def _run_job(
             )
         except KeyboardInterrupt:
             report.interrupted = True
-        finally:
+        if report.interrupted:
             # A run stopped by Ctrl-C leaves dagster-dbt's event generators suspended; Python
             # reports closing them ("generator ignored GeneratorExit") on stderr whenever they
-            # are collected. Collect them now, while stderr still goes to the build log.
+            # are collected. Collect them now (the interrupt's traceback, which held them, is
+            # gone), while stderr still goes to the build log.
             gc.collect()
     elapsed = time.monotonic() - started
     if report.interrupted:
