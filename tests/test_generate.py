@@ -547,3 +547,37 @@ def test_increment(raw, tmp_path: Path) -> None:
     assert json.loads((out / "_increment_2025-03-02.json").read_text())["changes"] == s.changes
     with pytest.raises(UserError, match="already"):
         generate_increment(out, day=day, seed=7, calls=10)
+
+
+def test_increment_late_scale_draws_that_share_of_the_late_work(raw, tmp_path: Path) -> None:
+    """late_scale 1 is the default increment, file for file; 0.25 keeps about a quarter of each
+    kind of late work (a subset of the full-scale one) and the whole new day."""
+    src, _ = raw
+    day = date(2025, 3, 2)
+    summaries = {}
+    for scale in (1.0, 0.25):
+        out = tmp_path / f"scale-{scale}"
+        shutil.copytree(src, out)
+        summaries[scale] = generate_increment(out, day=day, seed=7, calls=300, late_share=0.2,
+                                              late_scale=scale)  # fmt: skip
+    default = tmp_path / "default"
+    shutil.copytree(src, default)
+    generate_increment(default, day=day, seed=7, calls=300, late_share=0.2)
+    folder = "extract=2025-03-03"
+    for path in sorted((default / "calls" / folder).iterdir()):
+        assert path.read_bytes() == (tmp_path / "scale-1.0" / "calls" / folder / path.name
+                                     ).read_bytes(), path.name  # fmt: skip
+    full, quarter = summaries[1.0].changes, summaries[0.25].changes
+    assert quarter["new_calls"] == full["new_calls"]
+    for kind in ("late_version_completed_in_progress", "redelivered_old_events"):
+        assert 0.1 * full[kind] < quarter[kind] < 0.45 * full[kind], (kind, full, quarter)
+    late = [k for k in full if k.startswith("late_version_") and "in_progress" not in k]
+    assert abs(sum(quarter[k] for k in late) - sum(full[k] for k in late) / 4) <= 1
+    c = duckdb.connect()
+    ids = {scale: {r[0] for r in c.execute(
+        f"select id from '{tmp_path}/scale-{scale}/calls/{folder}/late-0.parquet'").fetchall()}
+        for scale in (1.0, 0.25)}  # fmt: skip
+    assert ids[0.25] < ids[1.0]
+    with pytest.raises(UserError, match="late_scale"):
+        generate_increment(tmp_path / "scale-0.25", day=date(2025, 3, 3), seed=7, calls=1,
+                           late_scale=0.0)  # fmt: skip

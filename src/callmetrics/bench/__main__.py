@@ -49,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip the build after one raw file is rewritten with the same rows, so "
                    "that two warehouse versions are on disk at most instead of three (10M "
                    "calls: about 21 GB each)")  # fmt: skip
+    p.add_argument("--increment-as-of", type=int, default=None, metavar="CALLS",
+                   help="generate the increment of a history of CALLS calls (its new day and "
+                   "its late work) instead of this history's own: --calls 10000000 "
+                   "--increment-as-of 1000000 gives the 1M run's arrival on a 10M "
+                   "history")  # fmt: skip
     p.add_argument("--resume", action="store_true",
                    help="reuse the raw data in --work and the measured generate, inspect, "
                    "floor and naive steps of an earlier attempt that stopped later")  # fmt: skip
@@ -60,6 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.calls < 1 or args.days < 1:
         print("bench: error: --calls and --days must be positive", file=sys.stderr)
         return 2
+    if args.increment_as_of is not None and not 1 <= args.increment_as_of <= args.calls:
+        print("bench: error: --increment-as-of must be from 1 to --calls", file=sys.stderr)
+        return 2
     config = BenchConfig(
         calls=args.calls, days=args.days, out=args.out.resolve(), seed=args.seed, end=args.end,
         orgs=args.orgs, resellers=args.resellers,
@@ -68,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         all_orgs_runs=args.all_orgs_runs, naive_runs=args.naive_runs, keep=args.keep,
         resume=args.resume, raw_source=args.raw.resolve() if args.raw else None,
         name=args.name, notes=args.note, touched_build=not args.no_touched_build,
+        increment_as_of=args.increment_as_of,
     )  # fmt: skip
     try:
         report = Bench(config).run()

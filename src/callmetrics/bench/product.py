@@ -27,12 +27,13 @@ def generate_raw(
 
 
 def generate_increment(
-    raw_dir: Path, *, day: str, seed: int, calls: int, late_share: float
+    raw_dir: Path, *, day: str, seed: int, calls: int, late_share: float, late_scale: float = 1.0
 ) -> dict[str, Any]:
     from callmetrics.generate import generate_increment as product_generate_increment
 
     summary = product_generate_increment(
-        raw_dir, day=date.fromisoformat(day), seed=seed, calls=calls, late_share=late_share
+        raw_dir, day=date.fromisoformat(day), seed=seed, calls=calls, late_share=late_share,
+        late_scale=late_scale,
     )
     return {"rows": dict(summary.rows), "changes": dict(summary.changes)}
 

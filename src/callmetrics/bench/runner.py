@@ -51,6 +51,10 @@ class BenchConfig:
     all_orgs_runs: int = 10
     naive_runs: int = 3
     late_share: float = 0.02
+    # the increment of a history of this many calls (its new day and its late work), whatever
+    # the history's own size: a 10M run given 1M replays the 1M run's arrival, so the two runs'
+    # increments differ only by the history under them (None: this history's own increment)
+    increment_as_of: int | None = None
     keep: bool = False
     resume: bool = False
     # the build after a rewritten raw file publishes a second version: the increment's work file
@@ -60,6 +64,11 @@ class BenchConfig:
     notes: list[str] = field(default_factory=list)
     # an existing raw directory (read-only) mirrored as symbolic links instead of generating
     raw_source: Path | None = None
+
+    @property
+    def increment_history(self) -> int:
+        """The history size whose increment the run generates (see increment_as_of)."""
+        return min(self.increment_as_of or self.calls, self.calls)
 
     @property
     def label(self) -> str:
@@ -171,8 +180,9 @@ class Bench:
         new_day = last_day + timedelta(days=1)
         self.step("increment_generate", "increment_generate", {"raw_dir": str(self.raw),
                   "day": new_day.isoformat(), "seed": config.seed + 1,
-                  "calls": max(1, config.calls // config.days),
-                  "late_share": config.late_share})  # fmt: skip
+                  "calls": max(1, config.increment_history // config.days),
+                  "late_share": config.late_share,
+                  "late_scale": config.increment_history / config.calls})  # fmt: skip
         self.step("increment_build", "build", {"full_refresh": False})
 
         naive_matches = _same_payload(naive_out, export_out)
@@ -180,7 +190,8 @@ class Bench:
             label=config.label,
             scale={"calls": config.calls, "days": config.days, "orgs": config.orgs,
                    "resellers": config.resellers, "seed": config.seed,
-                   "memory_limit": memory_limit},  # fmt: skip
+                   "memory_limit": memory_limit,
+                   "increment_as_of": config.increment_history},  # fmt: skip
             facts=facts,
             runs={key: _run_dict(run) for key, run in self.runs.items()},
             started_at=started.isoformat(timespec="seconds"),

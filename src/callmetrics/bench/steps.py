@@ -81,7 +81,8 @@ def increment_generate(args: dict[str, Any]) -> Figures:
     before = _raw_size(raw)
     started = time.perf_counter()
     summary = generate_increment(raw, day=args["day"], seed=args["seed"], calls=args["calls"],
-                                 late_share=args["late_share"])  # fmt: skip
+                                 late_share=args["late_share"],
+                                 late_scale=args.get("late_scale", 1.0))  # fmt: skip
     seconds = time.perf_counter() - started
     after = _raw_size(raw)
     return {"seconds": seconds, "added_bytes": after["raw_bytes"] - before["raw_bytes"],

@@ -11,6 +11,11 @@ It adds, as new files in `<table>/extract=<day + 1>/` (the extract taken the nex
 - a new organizations extract that replaces the old one, with `move_orgs` organizations moved
   to another reseller (reseller is current state: all their history moves with them).
   Resellers are kept as they are.
+
+The late work (late versions, completions, late and redelivered telemetry) is drawn from the
+whole history, so it grows with it. `late_scale` below 1 draws each kind at that fraction of its
+rate: a larger history then gets the late work of a smaller one (the benchmark's equal-arrival
+increment compares the nightly cost of two history sizes on the same arrival).
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ def extract_folder(day: date) -> str:
 
 def _validate(
     raw_dir: Path, day: date, calls: int, late_share: float, rename: int, delete: int, dirt: float,
-    move: int = 0,
+    move: int = 0, late_scale: float = 1.0,
 ) -> None:
     missing = [t for t in RAW_TABLES if not any((raw_dir / t).rglob("*.parquet"))]
     if missing:
@@ -65,6 +70,8 @@ def _validate(
         raise UserError(f"calls must be 0 or more, got {calls}")
     if not 0.0 <= late_share <= 1.0:
         raise UserError(f"late_share must be from 0 to 1, got {late_share}")
+    if not 0.0 < late_scale <= 1.0:
+        raise UserError(f"late_scale must be above 0 and at most 1, got {late_scale}")
     if rename < 0 or delete < 0 or move < 0:
         raise UserError("rename_agents, delete_agents and move_orgs must be 0 or more")
     if not 0.0 <= dirt <= MAX_DIRT_RATE:
@@ -86,11 +93,12 @@ def generate_increment(
     dirt_rate: float = 0.01,
     progress: bool = False,
     move_orgs: int = 0,
+    late_scale: float = 1.0,
 ) -> GenerationSummary:
     """Write the extract of `day` into `raw_dir` (see the module doc); return its summary."""
     raw_dir = Path(raw_dir)
     _validate(raw_dir, day, calls, late_share, rename_agents, delete_agents, dirt_rate,
-              move_orgs)
+              move_orgs, late_scale)
     prog = Progress("increment", quiet=not progress)
     key = (seed * 1_000_003 + (day - EPOCH).days * 7919 + 17) % (2**62)
     summary = GenerationSummary(
@@ -99,7 +107,7 @@ def generate_increment(
         params={
             "day": day.isoformat(), "seed": seed, "calls": calls, "late_share": late_share,
             "rename_agents": rename_agents, "delete_agents": delete_agents,
-            "dirt_rate": dirt_rate, "move_orgs": move_orgs,
+            "dirt_rate": dirt_rate, "move_orgs": move_orgs, "late_scale": late_scale,
         },
     )
     con, spill = connect()
@@ -108,7 +116,7 @@ def generate_increment(
             with prog.step(f"organizations: {move_orgs} moved to another reseller"):
                 _move_orgs(con, raw_dir, day, key, move_orgs, summary)
         _increment(con, raw_dir, day, key, calls, late_share, rename_agents, delete_agents,
-                   dirt_rate, summary, prog)
+                   dirt_rate, summary, prog, late_scale)
     finally:
         con.close()
         spill.cleanup()
@@ -130,6 +138,7 @@ def _increment(
     dirt: float,
     summary: GenerationSummary,
     prog: Progress,
+    late_scale: float = 1.0,
 ) -> None:
     folder = extract_folder(day)
     with prog.step("reading the current extract"):
@@ -173,9 +182,18 @@ def _increment(
 
     late_start_us = max(new_max_us, agents_us) + 60_000_000
     with prog.step("late versions of older calls"):
-        _late_versions(con, raw, day, key, late_share, late_start_us, summary)
+        _late_versions(con, raw, day, key, late_share * late_scale, late_start_us, summary,
+                       _kept(key, "id", 606, late_scale))  # fmt: skip
     with prog.step("late and redelivered telemetry"):
-        _late_events(con, raw, day, key, dirt, summary)
+        _late_events(con, raw, day, key, dirt, summary, _kept(key, "event_id", 701, late_scale))
+
+
+def _kept(key: int, column: str, salt: int, scale: float) -> str:
+    """A SQL condition that keeps a `scale` share of the rows (by a hash of `column`); every
+    row at scale 1, so a full-scale increment is the same whatever the knob."""
+    if scale >= 1.0:
+        return "true"
+    return f"h64({key}, {column}, {salt}) % 1000000 < {round(scale * 1_000_000)}"
 
 
 def _day_us(d: date) -> int:
@@ -384,8 +402,10 @@ def _late_versions(
     late_share: float,
     late_start_us: int,
     summary: GenerationSummary,
+    kept_in_progress: str = "true",
 ) -> None:
-    """Late versions of older ended calls, and completions of calls left in progress."""
+    """Late versions of older ended calls, and completions of calls left in progress (those
+    `kept_in_progress` keeps)."""
     weeks_ago = sql_str((day - timedelta(days=7)).isoformat())
     reasons = sql_list([r[0][0].upper() + r[0][1:] for r in ESCALATION_REASONS])
     n_reasons = len(ESCALATION_REASONS)
@@ -445,7 +465,7 @@ def _late_versions(
             select *, h64({key}, id, 602) as h
             from old_latest
             where ended_at is null and started_at is not null and organization_id is not null
-                and h64({key}, id, 603) % 2 = 0
+                and h64({key}, id, 603) % 2 = 0 and {kept_in_progress}
         ),
         completed as (
             select id, organization_id, agent_id, started_at,
@@ -480,8 +500,10 @@ def _late_events(
     key: int,
     dirt: float,
     summary: GenerationSummary,
+    kept_redelivered: str = "true",
 ) -> None:
-    """New events of older calls (half of the late calls), and redelivered old events."""
+    """New events of older calls (half of the late calls), and redelivered old events (those
+    `kept_redelivered` keeps)."""
     folder = raw / "telemetry_events" / extract_folder(day)
     # copies of events delivered by earlier extracts only: this extract's own files (the new
     # day's events, already written) are left out, so every copy is of an old event
@@ -492,7 +514,7 @@ def _late_events(
         select event_id, call_id, event_type, occurred_at, payload
         from read_parquet({sql_list([str(p) for p in older])}, union_by_name = true,
             hive_partitioning = false)
-        where h64({key}, event_id, 700) % 1000 < {1 if dirt > 0 else 0}
+        where h64({key}, event_id, 700) % 1000 < {1 if dirt > 0 else 0} and {kept_redelivered}
     """
     # read before writing late-0 and redelivered-0, so the copies are of older files
     con.execute(f"create or replace table redelivered as {redelivered_sql}")
