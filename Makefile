@@ -33,7 +33,7 @@ lint: install-test
 test: install-test lint java
 	$(BIN)/dbt parse --quiet
 	$(BIN)/dagster definitions validate
-	$(BIN)/pytest -n 2 --dist loadgroup --durations=20
+	$(BIN)/pytest -n 2 --dist loadfile --durations=20
 
 # The Spark tests (tests/test_spark*.py) run a local Spark, which needs Java 17.
 java:

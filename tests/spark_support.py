@@ -1,10 +1,13 @@
 """A real Spark Thrift server for the tests, started once per pytest session (`spark_server`)
 in a folder of its own on a free port, and stopped by its PID at the end.
 
-Every Spark test is marked `SPARK_GROUP` (`pytest.mark.xdist_group`): the Makefile runs
-`pytest -n 2 --dist loadgroup`, so they all run on one worker and only that worker starts a
-server. The tests skip only when the `[spark]` extra is not installed (`make install-test`
-installs it, so CI runs them).
+The Makefile runs `pytest -n 2 --dist loadfile`: each Spark test module runs whole on one
+worker, so its module-scoped Spark builds are made once, and a worker starts a server only when
+it runs a Spark module. (`--dist loadgroup` with `xdist_group` marks would keep both modules on
+one worker, but with pytest 9.2 and pytest-xdist 3.8 it groups nothing: xdist tags each test's
+`_nodeid`, which pytest 9.2 no longer reads, so the groups' tests spread over both workers and
+each built the module's fixtures again.) The tests skip only when the `[spark]` extra is not
+installed (`make install-test` installs it, so CI runs them).
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from callmetrics.settings import SPARK_DIR_ENV, SPARK_HOST_ENV, SPARK_PORT_ENV, 
 from callmetrics.spark.extra import missing_packages
 from callmetrics.spark.server import Server, start, stop
 
-SPARK_GROUP = pytest.mark.xdist_group("spark")
 # The tests' server: small data, so a small driver (the machine is shared) and few shuffle
 # partitions (a few thousand rows: each task costs more than its rows).
 TEST_MEMORY = "2g"

@@ -476,6 +476,11 @@ def test_access_log_has_one_line_per_request_and_no_secret(
     ask(client, keys.reseller, startDate="2025-02-10", endDate="2025-02-11")
     ask(client, "cmk_garbled", startDate="2025-02-10", endDate="2025-02-11")
     client.get("/healthz")
+    # the line is written once the response has gone out (its duration includes the sending),
+    # so the client may read the log a moment before it: wait for it, at most 10 s
+    deadline = time.monotonic() + 10
+    while server.log().count(" GET /healthz ") <= before and time.monotonic() < deadline:
+        time.sleep(0.05)
     log = server.log()
     assert log.count(" GET /healthz ") == before + 1
     reseller_id = keys.reseller.split("_")[1]

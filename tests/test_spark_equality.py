@@ -45,9 +45,7 @@ from callmetrics.cli import main
 from callmetrics.spark import server as spark_server_process
 from callmetrics.spark.server import Server
 from tests.conftest import BuiltWarehouse, pointed_at
-from tests.spark_support import SPARK_GROUP, cli, cli_build, reset_spark, spark_build
-
-pytestmark = SPARK_GROUP
+from tests.spark_support import cli, cli_build, reset_spark, spark_build
 
 LOAD_COLUMNS = ("_loaded_at",)
 REL_TOL = 1e-9

@@ -24,9 +24,7 @@ from callmetrics.spark import extra, hive_jars
 from callmetrics.spark.build import check_target
 from callmetrics.spark.marts import copy_marts, data_files, duckdb_type
 from callmetrics.spark.server import Server, start
-from tests.spark_support import SPARK_GROUP, free_port, reset_spark, spark_sql
-
-pytestmark = SPARK_GROUP
+from tests.spark_support import free_port, reset_spark, spark_sql
 
 
 def test_duckdb_types_of_spark_types() -> None:
