@@ -300,5 +300,3 @@ def test_a_run_of_another_historys_increment_is_not_held_to_the_increment_target
     other = [t["figure"] for t in check_targets(10_000_000, figures, own_increment=False)]
     assert own == ["peak_memory_gib", "increment_over_full_build"]
     assert other == ["peak_memory_gib"]
-
-

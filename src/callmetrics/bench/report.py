@@ -63,7 +63,7 @@ class Report:
         if not self.machine:
             self.machine = machine()
         self.figures = derive(self.runs)
-        own = int(self.scale.get("increment_as_of") or self.scale["calls"]) == self.scale["calls"]
+        own = increment_as_of(self.scale) == self.scale["calls"]
         self.targets = check_targets(self.scale["calls"], self.figures, own_increment=own)
 
 
@@ -489,15 +489,15 @@ GROWTH_TARGETS = (
 )  # fmt: skip
 
 
-def increment_as_of(report: dict[str, Any]) -> int:
-    """The history size whose increment a run generated (its own when not given)."""
-    scale = report["scale"]
+def increment_as_of(scale: dict[str, Any]) -> int:
+    """The history size whose increment a run of this scale generated (its own when not
+    given)."""
     return int(scale.get("increment_as_of") or scale["calls"])
 
 
 def _newest(reports: list[dict[str, Any]], calls: int, as_of: int | None) -> dict[str, Any] | None:
     runs = [r for r in reports if r["scale"]["calls"] == calls
-            and (as_of is None or increment_as_of(r) == as_of)]  # fmt: skip
+            and (as_of is None or increment_as_of(r["scale"]) == as_of)]  # fmt: skip
     return max(runs, key=lambda r: r.get("started_at") or "", default=None)
 
 
